@@ -1,0 +1,166 @@
+"""``fol library``: build, import, inspect, verify, re-render and export reference libraries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("library", help="build, import, inspect, verify, re-render and export libraries",
+                       description="Reference library tools. Without LIB the shipped library is used.")
+    lsub = p.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+
+    def lib_arg(q):
+        q.add_argument("library", nargs="?", metavar="LIB", help="library file (default: the shipped library)")
+        q.add_argument("--allow-unverified", action="store_true", help="open a library whose content hash does not match")
+
+    q = lsub.add_parser("info", help="name, hash, provenance and recipe per technique")
+    lib_arg(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=run_info)
+
+    q = lsub.add_parser("list", help="one line per entry: technique, name, class, alarm, provenance")
+    lib_arg(q)
+    q.add_argument("--technique", choices=("raman", "ftir"))
+    q.set_defaults(func=run_list)
+
+    q = lsub.add_parser("verify", help="check the content hash (exit 1 if it does not match)")
+    q.add_argument("library", nargs="?", metavar="LIB")
+    q.set_defaults(func=run_verify)
+
+    q = lsub.add_parser("export", help="write every entry as CSV or JCAMP-DX")
+    lib_arg(q)
+    q.add_argument("--format", choices=("csv", "jcamp"), default="csv")
+    q.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    q.add_argument("--technique", choices=("raman", "ftir"))
+    q.add_argument("--processed", action="store_true", help="export processed instead of raw spectra")
+    q.set_defaults(func=run_export)
+
+    q = lsub.add_parser("import", help="build a library from measured spectra files",
+                        description="Build a library from JCAMP-DX, two-column CSV/TXT and spectral-synth JSON "
+                                    "(ENFSI) files. Names are resolved to catalogue names via synonyms; unknown "
+                                    "names are kept with class 'unknown' and a warning.")
+    q.add_argument("files", nargs="+", metavar="FILE")
+    q.add_argument("--out", required=True, metavar="LIB.h5")
+    q.add_argument("--technique", choices=("raman", "ftir"), help="technique for files that do not say")
+    q.add_argument("--name-map", metavar="CSV", help="CSV mapping names in files to catalogue names")
+    q.add_argument("--name", help="library name (default: the output file name)")
+    q.set_defaults(func=run_import)
+
+    q = lsub.add_parser("build", help="compute the reference library from structure (needs the 'build' extra)",
+                        description="Compute Raman and IR spectra for catalogue substances with GFN2-xTB "
+                                    "(harmonic, finite differences) and write a library. Results are cached "
+                                    "per substance, so an interrupted build resumes. Needs: pip install 'fol[build]'.")
+    q.add_argument("--catalogue", required=True, metavar="CSV")
+    q.add_argument("--out", required=True, metavar="LIB.h5")
+    q.add_argument("--cache", default="spectra_library/.cache", metavar="DIR", help="per-substance cache")
+    q.add_argument("--jobs", type=int, default=1)
+    q.add_argument("--only", metavar="NAMES", help="comma-separated substance names")
+    q.add_argument("--name", default="fol-reference")
+    q.set_defaults(func=run_build)
+
+    q = lsub.add_parser("render", help="re-render a computed library for another instrument (no chemistry)")
+    lib_arg(q)
+    q.add_argument("--out", required=True, metavar="LIB.h5")
+    q.add_argument("--resolution", type=float, metavar="CM1", help="line width (FWHM) for both techniques")
+    q.add_argument("--raman-resolution", type=float, metavar="CM1")
+    q.add_argument("--ftir-resolution", type=float, metavar="CM1")
+    q.add_argument("--excitation", type=float, default=785.0, metavar="NM", help="Raman excitation (default 785)")
+    q.set_defaults(func=run_render)
+
+
+def _load(args):
+    from ..library import load_library
+
+    return load_library(args.library, allow_unverified=getattr(args, "allow_unverified", False))
+
+
+def run_info(args) -> int:
+    lib = _load(args)
+    info = lib.info()
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        print()
+        return 0
+    from ..libtools import COMPUTED_LABEL
+
+    print(f"library   {info['name']}  ({info['path']})")
+    print(f"sha256    {info['sha256']}{'' if info['verified'] else '  (UNVERIFIED: content does not match)'}")
+    print(f"created   {info['created']}")
+    if info["description"]:
+        print(f"about     {info['description']}")
+    for t, s in info["sections"].items():
+        prov = ", ".join(f"{n} {COMPUTED_LABEL if k == 'computed' else k}" for k, n in s["provenance"].items())
+        lo, hi, n = s["grid"]
+        print(f"{t:<9} {s['entries']} entries, grid {lo:g}-{hi:g} cm-1 ({n} points); provenance: {prov}")
+    if lib.sticks:
+        print(f"sticks    {len(lib.sticks)} computed stick spectra (re-render with: fol library render)")
+    return 0
+
+
+def run_list(args) -> int:
+    lib = _load(args)
+    for t, s in lib.sections.items():
+        if args.technique and t != args.technique:
+            continue
+        for name, cls, alarm, prov in zip(s.names, s.classes, s.alarm, s.provenance):
+            print(f"{t}\t{name}\t{cls}\t{'ALARM' if alarm else '-'}\t{prov}")
+    return 0
+
+
+def run_verify(args) -> int:
+    from ..library import load_library
+
+    lib = load_library(args.library)  # raises with a clear message on mismatch
+    print(f"{lib.path}: OK, content SHA-256 {lib.sha256}")
+    return 0
+
+
+def run_export(args) -> int:
+    from ..libtools import export_section
+
+    lib = _load(args)
+    n = 0
+    for t, s in lib.sections.items():
+        if args.technique and t != args.technique:
+            continue
+        n += len(export_section(s, args.out, args.format, "processed" if args.processed else "raw"))
+    print(f"wrote {n} files to {args.out}")
+    return 0
+
+
+def run_import(args) -> int:
+    from ..libtools import import_library, warn
+
+    rep = import_library(args.files, args.out, technique=args.technique, name_map=args.name_map, name=args.name)
+    for w in rep.warnings:
+        warn(w)
+    for s in rep.skipped:
+        warn(f"skipped: {s}")
+    counts = ", ".join(f"{n} {t}" for t, n in rep.counts.items())
+    print(f"wrote {rep.path}: {counts} spectra (measured, imported); sha256 {rep.sha256}")
+    return 0
+
+
+def run_build(args) -> int:
+    from ..libtools import build_computed_library, warn
+
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    sha, failed = build_computed_library(args.catalogue, args.out, cache_dir=args.cache, jobs=args.jobs,
+                                         only=only, name=args.name)
+    for n in failed:
+        warn(f"{n}: could not be computed; left out of the library")
+    print(f"wrote {args.out}; sha256 {sha}")
+    return 1 if failed else 0
+
+
+def run_render(args) -> int:
+    from ..libtools import render_library
+
+    lib = _load(args)
+    sha = render_library(lib, args.out, raman_fwhm=args.raman_resolution or args.resolution,
+                         ftir_fwhm=args.ftir_resolution or args.resolution, excitation_nm=args.excitation)
+    print(f"wrote {args.out}; sha256 {sha}")
+    return 0

@@ -1,0 +1,273 @@
+"""Reference libraries: one HDF5 file, one section per technique.
+
+Layout (``format = "fol-library"``, ``format_version = 1``)::
+
+    /                     attrs: format, format_version, name, created, fol_version, sha256, description
+    /<technique>/         one group per technique ("raman", "ftir"); attrs: recipe (JSON)
+        grid              float64 [n]      the library grid (cm-1, increasing)
+        processed         float32 [N, n]   recipe(raw spectrum): rows mean-centred, unit L2 norm (BLAS-ready)
+        raw               float32 [N, n]   the reference spectra resampled onto the grid, before any other processing
+        names             str [N]          catalogue names (or the imported name, class "unknown")
+        classes           str [N]
+        alarm             uint8 [N]        1 where the substance's class raises an alarm
+        provenance        str [N]          "measured" | "computed" | "imported:<file>"
+        source            str [N]          free text: where the spectrum came from, method, instrument
+    /sticks/<name>/       optional (computed libraries): frequencies_cm1, ir_intensity_km_mol,
+                          raman_activity_A4_amu; attrs smiles, method, warnings (JSON)
+
+``sha256`` is a hash of the content (every dataset's bytes and the recipe, in a fixed
+order), stored at build time and checked on load: a library whose content does not
+match its hash is refused unless the caller explicitly allows unverified libraries.
+Loading never recomputes spectra: the processed matrix is read as stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from . import __version__
+from .errors import LibraryError
+from .paths import default_library
+
+FORMAT = "fol-library"
+FORMAT_VERSION = 1
+_STR_FIELDS = ("names", "classes", "provenance", "source")
+_STICK_FIELDS = ("frequencies_cm1", "ir_intensity_km_mol", "raman_activity_A4_amu")
+
+
+@dataclass
+class LibrarySection:
+    """The entries of one technique. ``processed`` rows are ready for a dot-product search."""
+
+    technique: str
+    grid: np.ndarray
+    processed: np.ndarray
+    raw: np.ndarray
+    names: list[str]
+    classes: list[str]
+    alarm: np.ndarray
+    provenance: list[str]
+    source: list[str]
+    recipe_json: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def recipe(self):
+        from .preprocess import Recipe
+
+        return Recipe.from_json(self.recipe_json)
+
+    def index_of(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"{name!r} is not in the {self.technique} library") from None
+
+    def subset(self, keep: np.ndarray) -> "LibrarySection":
+        """A section with only the rows where ``keep`` (bool mask or index array) selects."""
+        idx = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
+        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
+        return LibrarySection(self.technique, self.grid, self.processed[idx], self.raw[idx], pick(self.names),
+                              pick(self.classes), self.alarm[idx], pick(self.provenance), pick(self.source),
+                              self.recipe_json)
+
+    def provenance_summary(self) -> dict[str, int]:
+        """How many entries of each provenance kind (``imported:<file>`` counted as ``imported``)."""
+        out: dict[str, int] = {}
+        for p in self.provenance:
+            kind = p.split(":", 1)[0]
+            out[kind] = out.get(kind, 0) + 1
+        return out
+
+
+@dataclass
+class Library:
+    path: str
+    name: str
+    sha256: str
+    created: str
+    description: str
+    sections: dict[str, LibrarySection]
+    verified: bool = True
+    sticks: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def techniques(self) -> tuple[str, ...]:
+        return tuple(self.sections)
+
+    def section(self, technique: str) -> LibrarySection:
+        try:
+            return self.sections[technique]
+        except KeyError:
+            raise LibraryError(f"{self.path}: library {self.name!r} has no {technique} spectra "
+                               f"(it has: {', '.join(self.techniques) or 'none'})") from None
+
+    __getitem__ = section
+
+    def info(self) -> dict:
+        return {
+            "name": self.name, "path": self.path, "sha256": self.sha256, "created": self.created,
+            "description": self.description, "verified": self.verified,
+            "sections": {t: {"entries": len(s), "grid": [float(s.grid[0]), float(s.grid[-1]), int(s.grid.size)],
+                             "provenance": s.provenance_summary(), "recipe": json.loads(s.recipe_json)}
+                         for t, s in self.sections.items()},
+        }
+
+    def ref(self) -> dict:
+        """The ``library`` object of a result."""
+        return {"name": self.name, "sha256": self.sha256}
+
+
+# ---------------------------------------------------------------------------- hashing
+
+
+def content_sha256(sections: dict[str, LibrarySection], sticks: dict[str, dict] | None = None) -> str:
+    """SHA-256 over the library content in a fixed order (independent of HDF5 layout details)."""
+    h = hashlib.sha256()
+
+    def put(tag: str, data: bytes):
+        h.update(tag.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+
+    for t in sorted(sections):
+        s = sections[t]
+        put("technique", t.encode())
+        put("recipe", s.recipe_json.encode())
+        put("grid", np.ascontiguousarray(s.grid, dtype="<f8").tobytes())
+        put("processed", np.ascontiguousarray(s.processed, dtype="<f4").tobytes())
+        put("raw", np.ascontiguousarray(s.raw, dtype="<f4").tobytes())
+        put("alarm", np.ascontiguousarray(s.alarm, dtype="u1").tobytes())
+        for f in _STR_FIELDS:
+            put(f, "\x1f".join(getattr(s, f)).encode())
+    for name in sorted(sticks or {}):
+        st = sticks[name]
+        put("sticks", name.encode())
+        for f in _STICK_FIELDS:
+            put(f, np.ascontiguousarray(st[f], dtype="<f8").tobytes())
+        put("meta", json.dumps({k: st[k] for k in sorted(st) if k not in _STICK_FIELDS}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def make_section(technique: str, grid: np.ndarray, raw: np.ndarray, names: list[str], classes: list[str],
+                 alarm: Iterable[bool], provenance: list[str], source: list[str], recipe,
+                 processed: np.ndarray | None = None) -> LibrarySection:
+    """A section from raw reference spectra on ``grid``; ``processed`` defaults to ``recipe(raw)``.
+
+    Pass ``processed`` when it was computed from the original spectra (e.g. imported files on
+    their own axes) rather than from ``raw`` on the grid.
+    """
+    from .spectrum import SpectrumBatch
+
+    grid = np.asarray(grid, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.ndim != 2 or raw.shape[1] != grid.size:
+        raise LibraryError(f"raw matrix shape {raw.shape} does not match grid length {grid.size}")
+    n = raw.shape[0]
+    if not (len(names) == len(classes) == len(provenance) == len(source) == n):
+        raise LibraryError("names, classes, provenance and source must have one item per spectrum")
+    if processed is None:
+        processed = recipe.apply(SpectrumBatch(grid, raw, technique), grid).data
+    processed = np.ascontiguousarray(processed, dtype=np.float32)
+    return LibrarySection(technique, grid, processed, raw, list(names), list(classes),
+                          np.asarray(list(alarm), dtype=bool), list(provenance), list(source), recipe.to_json())
+
+
+def write_library(path: str | Path, sections: dict[str, LibrarySection], *, name: str, description: str = "",
+                  sticks: dict[str, dict] | None = None) -> str:
+    """Write a library file; returns its content SHA-256. Writes to a temp file, then renames."""
+    import h5py
+
+    path = Path(path)
+    sha = content_sha256(sections, sticks)
+    tmp = path.with_name(path.name + ".tmp")
+    str_dt = h5py.string_dtype("utf-8")
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, name=name, sha256=sha, description=description,
+                       created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), fol_version=__version__)
+        for t, s in sections.items():
+            g = f.create_group(t)
+            g.attrs["recipe"] = s.recipe_json
+            g.create_dataset("grid", data=s.grid.astype("<f8"))
+            g.create_dataset("processed", data=s.processed.astype("<f4"), compression="gzip", shuffle=True)
+            g.create_dataset("raw", data=s.raw.astype("<f4"), compression="gzip", shuffle=True)
+            g.create_dataset("alarm", data=s.alarm.astype("u1"))
+            for fld in _STR_FIELDS:
+                g.create_dataset(fld, data=np.array(getattr(s, fld), dtype=object), dtype=str_dt)
+        if sticks:
+            sg = f.create_group("sticks")
+            for sub_name, st in sticks.items():
+                g = sg.create_group(sub_name.replace("/", "_"))
+                g.attrs["name"] = sub_name
+                for fld in _STICK_FIELDS:
+                    g.create_dataset(fld, data=np.asarray(st[fld], dtype="<f8"))
+                for k, v in st.items():
+                    if k not in _STICK_FIELDS:
+                        g.attrs[k] = json.dumps(v)
+    tmp.replace(path)
+    return sha
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _strings(ds) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in ds[()]]
+
+
+def load_library(path: str | Path | None = None, *, allow_unverified: bool = False) -> Library:
+    """Load a library file (default: the shipped library). Checks the content hash."""
+    import h5py
+
+    path = Path(path) if path else default_library()
+    if not path.exists():
+        raise LibraryError(f"{path}: library file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise LibraryError(f"{path}: not a readable HDF5 library ({e})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise LibraryError(f"{path}: not a fol library (format attribute is {f.attrs.get('format')!r})")
+        if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
+            raise LibraryError(f"{path}: unsupported library format_version {f.attrs.get('format_version')!r}")
+        sections = {}
+        try:
+            for t in f:
+                if t == "sticks":
+                    continue
+                g = f[t]
+                sections[t] = LibrarySection(
+                    t, g["grid"][()], np.ascontiguousarray(g["processed"][()]), g["raw"][()],
+                    *(_strings(g[fld]) for fld in ("names", "classes")), g["alarm"][()].astype(bool),
+                    *(_strings(g[fld]) for fld in ("provenance", "source")), str(g.attrs["recipe"]))
+            sticks = {}
+            if "sticks" in f:
+                for g in f["sticks"].values():
+                    st = {fld: g[fld][()] for fld in _STICK_FIELDS}
+                    st.update({k: json.loads(v) for k, v in g.attrs.items() if k != "name"})
+                    sticks[str(g.attrs["name"])] = st
+        except (KeyError, ValueError, TypeError) as e:
+            raise LibraryError(f"{path}: malformed library ({e})") from None
+        stored = str(f.attrs.get("sha256", ""))
+        lib = Library(str(path), str(f.attrs.get("name", path.stem)), stored, str(f.attrs.get("created", "")),
+                      str(f.attrs.get("description", "")), sections, True, sticks)
+    actual = content_sha256(sections, sticks)
+    if actual != stored:
+        if not allow_unverified:
+            raise LibraryError(f"{path}: content does not match its SHA-256 (stored {stored[:12]}…, "
+                               f"actual {actual[:12]}…): the file was modified or damaged. "
+                               "Rebuild it, or pass --allow-unverified to use it anyway")
+        lib.verified = False
+        lib.sha256 = actual
+    return lib

@@ -1,0 +1,236 @@
+"""Making libraries: import measured files, build/re-render computed spectra, export.
+
+These are the operations behind ``fol library import|build|render|export``; the CLI
+only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalogue import UNKNOWN_CLASS, Catalogue, load_catalogue, name_key
+from .errors import FolError, FormatError, LibraryError
+from .library import Library, LibrarySection, make_section, write_library
+
+COMPUTED_PROVENANCE = "computed"
+COMPUTED_LABEL = "computed (GFN2-xTB, harmonic)"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    sha256: str
+    counts: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_name_map(path: str | Path) -> dict[str, str]:
+    """A two-column CSV ``name_in_file,catalogue_name`` (header optional)."""
+    out = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                if len(row) >= 2 and row[0].strip() and not row[0].startswith("#"):
+                    out[name_key(row[0])] = row[1].strip()
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read name map ({e.strerror or e})") from None
+    return out
+
+
+def resolve_name(hint: str, aliases, catalogue: Catalogue, name_map: dict[str, str]) -> str | None:
+    for candidate in (hint, *aliases):
+        mapped = name_map.get(name_key(candidate))
+        if mapped:
+            return catalogue.resolve(mapped) or mapped
+    for candidate in (hint, *aliases):
+        found = catalogue.resolve(candidate)
+        if found:
+            return found
+    return None
+
+
+def _resample(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Linear interpolation onto the grid, edges held (raw spectra as stored in a library)."""
+    ok = np.isfinite(y)
+    return np.interp(grid, x[ok], y[ok]).astype(np.float32)
+
+
+def import_library(files, out: str | Path, *, technique: str | None = None, name_map: str | Path | None = None,
+                   catalogue: Catalogue | None = None, name: str | None = None) -> ImportReport:
+    """Build a library from measured spectra files (JCAMP-DX, CSV/TXT, spectral-synth JSON)."""
+    from .importers import read_spectra_file
+    from .preprocess import default_grid, default_recipe
+
+    catalogue = catalogue or load_catalogue()
+    mapping = read_name_map(name_map) if name_map else {}
+    per_tech: dict[str, list] = defaultdict(list)
+    report = ImportReport(str(out), "", {})
+    for path in files:
+        try:
+            spectra = read_spectra_file(path, technique)
+        except FolError as e:
+            report.skipped.append(str(e))
+            continue
+        for hint, spec in spectra:
+            resolved = resolve_name(hint, spec.metadata.get("aliases", ()), catalogue, mapping)
+            if resolved is None:
+                report.warnings.append(f"{path}: {hint!r} is not in the catalogue; kept with class {UNKNOWN_CLASS!r}")
+                sub_name, cls, alarm = hint, UNKNOWN_CLASS, False
+            elif resolved in catalogue:
+                s = catalogue[resolved]
+                sub_name, cls, alarm = s.name, s.cls, s.alarm
+            else:  # mapped to a name outside the catalogue
+                report.warnings.append(f"{path}: name map gives {resolved!r}, which is not in the catalogue")
+                sub_name, cls, alarm = resolved, UNKNOWN_CLASS, False
+            src = spec.metadata.get("source") or Path(path).name
+            per_tech[spec.technique].append((sub_name, cls, alarm, f"imported:{Path(path).name}", str(src), spec))
+    if not per_tech:
+        raise LibraryError(f"{out}: no spectra could be imported" +
+                           (f" ({len(report.skipped)} file(s) refused; first: {report.skipped[0]})" if report.skipped else ""))
+    sections = {}
+    for tech, items in per_tech.items():
+        grid, recipe = default_grid(tech), default_recipe(tech)
+        # each file has its own axis: the recipe resamples each original spectrum onto the grid
+        processed = np.vstack([recipe.apply_spectrum(it[5], grid).data for it in items])
+        raw = np.vstack([_resample(it[5].wavenumber, it[5].intensity, grid) for it in items])
+        sections[tech] = make_section(tech, grid, raw, [it[0] for it in items], [it[1] for it in items],
+                                      [it[2] for it in items], [it[3] for it in items], [it[4] for it in items],
+                                      recipe, processed=processed)
+        report.counts[tech] = len(items)
+    report.sha256 = write_library(out, sections, name=name or Path(out).stem,
+                                  description=f"imported from {len(files)} file(s): measured spectra")
+    return report
+
+
+# ---------------------------------------------------------------------------- computed library
+
+
+def sections_from_sticks(sticks: dict, catalogue: Catalogue, *, raman_fwhm: float | None = None,
+                         ftir_fwhm: float | None = None, excitation_nm: float = 785.0) -> dict[str, LibrarySection]:
+    """Render stick spectra onto the default grids of both techniques (one row per substance)."""
+    from .chem.render import render_sticks
+    from .preprocess import default_grid, default_recipe
+
+    sections = {}
+    names = list(sticks)
+    for tech, fwhm in (("raman", raman_fwhm), ("ftir", ftir_fwhm)):
+        grid = default_grid(tech)
+        raw = np.vstack([render_sticks(sticks[n], grid, tech, fwhm_cm1=fwhm, excitation_nm=excitation_nm)
+                         for n in names]).astype(np.float32)
+        subs = [catalogue[n] for n in names]
+        src = [f"{COMPUTED_LABEL}; {sticks[n].method}; " + ("; ".join(sticks[n].warnings) if sticks[n].warnings else "ok")
+               for n in names]
+        sections[tech] = make_section(tech, grid, raw, names, [s.cls for s in subs], [s.alarm for s in subs],
+                                      [COMPUTED_PROVENANCE] * len(names), src, default_recipe(tech))
+    return sections
+
+
+def _sticks_to_store(sticks: dict) -> dict[str, dict]:
+    return {n: {"frequencies_cm1": s.frequencies_cm1, "ir_intensity_km_mol": s.ir_intensity_km_mol,
+                "raman_activity_A4_amu": s.raman_activity_A4_amu, "smiles": s.smiles, "method": s.method,
+                "n_atoms": int(s.n_atoms), "imaginary_cm1": list(map(float, s.imaginary_cm1)),
+                "warnings": list(s.warnings)} for n, s in sticks.items()}
+
+
+def _sticks_from_store(store: dict[str, dict]) -> dict:
+    from .chem.sticks import StickSpectrum
+
+    return {n: StickSpectrum(name=n, smiles=st["smiles"], frequencies_cm1=np.asarray(st["frequencies_cm1"]),
+                             ir_intensity_km_mol=np.asarray(st["ir_intensity_km_mol"]),
+                             raman_activity_A4_amu=np.asarray(st["raman_activity_A4_amu"]), method=st["method"],
+                             n_atoms=int(st["n_atoms"]), imaginary_cm1=tuple(st["imaginary_cm1"]),
+                             warnings=tuple(st["warnings"]))
+            for n, st in store.items()}
+
+
+def build_computed_library(catalogue_path, out, *, cache_dir, jobs: int = 1, only=None, name="fol-reference",
+                           progress: bool = True) -> tuple[str, list[str]]:
+    """Compute (or take from cache) stick spectra for the catalogue and write the library.
+
+    Returns (sha256, names that failed). Substances that fail are reported and left out.
+    """
+    from .chem.build import build_sticks
+
+    catalogue = Catalogue.load(catalogue_path)
+    rows = [{"name": s.name, "smiles": s.smiles} for s in catalogue if s.smiles]
+    sticks = build_sticks(rows, cache_dir, jobs=jobs, only=only, progress=progress)
+    wanted = [r["name"] for r in rows if not only or r["name"] in only]
+    failed = [n for n in wanted if n not in sticks]
+    ordered = {n: sticks[n] for n in wanted if n in sticks}
+    if not ordered:
+        raise LibraryError("no substance could be computed")
+    sections = sections_from_sticks(ordered, catalogue)
+    sha = write_library(out, sections, name=name, sticks=_sticks_to_store(ordered),
+                        description=f"{COMPUTED_LABEL} spectra for {len(ordered)} catalogue substances: "
+                                    "for simulation, training and tests, not evidence in casework")
+    return sha, failed
+
+
+def render_library(lib: Library, out, *, raman_fwhm: float | None = None, ftir_fwhm: float | None = None,
+                   excitation_nm: float = 785.0, catalogue: Catalogue | None = None) -> str:
+    """Re-render a computed library's stick spectra for another instrument (no chemistry recomputed)."""
+    if not lib.sticks:
+        raise LibraryError(f"{lib.path}: library has no stick spectra to re-render (only computed libraries do)")
+    catalogue = catalogue or load_catalogue()
+    sticks = _sticks_from_store(lib.sticks)
+    sections = sections_from_sticks(sticks, catalogue, raman_fwhm=raman_fwhm, ftir_fwhm=ftir_fwhm,
+                                    excitation_nm=excitation_nm)
+    desc = lib.description + f" (re-rendered: Raman FWHM {raman_fwhm or 'default'}, FTIR FWHM {ftir_fwhm or 'default'}, " \
+                             f"excitation {excitation_nm} nm)"
+    return write_library(out, sections, name=lib.name, sticks=lib.sticks, description=desc)
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def export_section(section: LibrarySection, out_dir: str | Path, fmt: str, which: str = "raw") -> list[Path]:
+    """Write each entry as CSV (two columns) or JCAMP-DX (AFFN XYDATA) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = section.raw if which == "raw" else section.processed
+    written, seen = [], defaultdict(int)
+    for i, name in enumerate(section.names):
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        seen[stem] += 1
+        if seen[stem] > 1:
+            stem += f"_{seen[stem]}"
+        path = out_dir / f"{stem}_{section.technique}.{'csv' if fmt == 'csv' else 'jdx'}"
+        y = data[i].astype(np.float64)
+        if fmt == "csv":
+            np.savetxt(path, np.column_stack([section.grid, y]), delimiter=",", fmt="%.6g",
+                       header="wavenumber_cm-1,intensity", comments="")
+        elif fmt == "jcamp":
+            path.write_text(_jcamp_text(name, section, i, y), encoding="ascii", errors="replace")
+        else:
+            raise FormatError(f"unknown export format {fmt!r} (csv or jcamp)")
+        written.append(path)
+    return written
+
+
+def _jcamp_text(name: str, section: LibrarySection, i: int, y: np.ndarray) -> str:
+    """A JCAMP-DX 4.24 AFFN file: ##XYDATA=(X++(Y..Y)) with 10 values a line."""
+    x = section.grid
+    factor = float(np.max(np.abs(y))) / 1e6 or 1.0
+    yi = np.rint(y / factor).astype(np.int64)
+    lines = [f"##TITLE={name}", "##JCAMP-DX=4.24",
+             f"##DATA TYPE={'RAMAN SPECTRUM' if section.technique == 'raman' else 'INFRARED SPECTRUM'}",
+             f"##ORIGIN={section.provenance[i]}: {section.source[i]}", "##OWNER=fol reference library",
+             "##XUNITS=1/CM", f"##YUNITS={'ARBITRARY UNITS' if section.technique == 'raman' else 'ABSORBANCE'}",
+             "##XFACTOR=1", f"##YFACTOR={factor:.10g}", f"##FIRSTX={x[0]:.6g}", f"##LASTX={x[-1]:.6g}",
+             f"##DELTAX={(x[-1] - x[0]) / (x.size - 1):.10g}", f"##FIRSTY={yi[0] * factor:.10g}",
+             f"##NPOINTS={x.size}", "##XYDATA=(X++(Y..Y))"]
+    for a in range(0, x.size, 10):
+        lines.append(f"{x[a]:.6g} " + " ".join(str(v) for v in yi[a:a + 10]))
+    lines.append("##END=")
+    return "\n".join(lines) + "\n"
+
+
+def warn(msg: str) -> None:
+    print(f"fol: warning: {msg}", file=sys.stderr)

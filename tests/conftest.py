@@ -1,0 +1,48 @@
+"""Shared fixtures: paths to ../shared data, small synthetic libraries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REAL = SHARED / "data" / "real"
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"real data not present at {REAL}")
+    return REAL
+
+
+@pytest.fixture
+def enfsi_files(real_dir) -> list[Path]:
+    files = sorted((real_dir / "enfsi_ir").glob("*.json"))
+    if not files:
+        pytest.skip("no ENFSI records")
+    return files
+
+
+def lorentz(grid: np.ndarray, centres, heights, width: float = 8.0) -> np.ndarray:
+    """Sum of Lorentzian bands (FWHM ``width``) on ``grid``."""
+    g = np.asarray(grid)[:, None]
+    c = np.asarray(centres, float)[None, :]
+    hw = width / 2
+    return (np.asarray(heights, float)[None, :] * hw**2 / ((g - c) ** 2 + hw**2)).sum(axis=1)
+
+
+@pytest.fixture
+def peak_library_rows():
+    """(grid, names, raw matrix) of 12 synthetic Raman references made of distinct Lorentzian bands."""
+    rng = np.random.default_rng(7)
+    grid = np.arange(200, 2000.1, 2.0)
+    names, rows = [], []
+    for i in range(12):
+        centres = rng.uniform(300, 1900, size=6)
+        rows.append(lorentz(grid, centres, rng.uniform(0.3, 1.0, size=6)))
+        names.append(f"sub{i}")
+    return grid, names, np.vstack(rows)

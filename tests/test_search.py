@@ -1,0 +1,75 @@
+"""The similarity contract (pair form == matrix form) and exact top-k search."""
+
+import numpy as np
+import pytest
+
+from fol.search import PearsonSimilarity, DerivativeSimilarity, Searcher, top_k
+
+
+def _normalised(rng, m, n):
+    a = rng.standard_normal((m, n)).cumsum(axis=1)  # correlated, not white noise
+    a -= a.mean(axis=1, keepdims=True)
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("sim", [PearsonSimilarity(), DerivativeSimilarity()], ids=lambda s: s.name)
+def test_pair_and_matrix_forms_agree(sim):
+    rng = np.random.default_rng(1)
+    a, b = _normalised(rng, 5, 300), _normalised(rng, 7, 300)
+    m = sim.matrix(a, b)
+    assert m.shape == (5, 7)
+    for i in range(5):
+        for j in range(7):
+            assert m[i, j] == pytest.approx(sim.pair(a[i], b[j]), abs=2e-5)
+    assert np.all((m >= 0) & (m <= 1))
+
+
+def test_pearson_pair_is_scipy_pearson_clipped():
+    from scipy.stats import pearsonr
+
+    rng = np.random.default_rng(2)
+    a, b = rng.random(200), rng.random(200) + np.linspace(0, 1, 200)
+    assert PearsonSimilarity().pair(a, b) == pytest.approx(max(0.0, pearsonr(a, b)[0]))
+
+
+@pytest.mark.parametrize("m", [1, 37])
+def test_top_k_equals_brute_force_and_chunking_does_not_change_it(m):
+    rng = np.random.default_rng(3)
+    lib, q = _normalised(rng, 2000, 128), _normalised(rng, m, 128)
+    brute = q @ lib.T
+    want = np.argsort(-brute, axis=1)[:, :10]
+    idx, val = top_k(lib, q, 10)
+    idx_small, _ = top_k(lib, q, 10, chunk_bytes=2000 * 4 * 3)  # 3 queries per chunk
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(idx_small, want)
+    np.testing.assert_allclose(val, np.take_along_axis(brute, want, axis=1), rtol=1e-6)
+    i1, v1 = top_k(lib, q[0], 10)  # 1-D query: GEMV path
+    np.testing.assert_array_equal(i1, want[0])
+
+
+class _Section:
+    def __init__(self, processed, names):
+        self.processed, self.names = processed, names
+        self.classes = ["c"] * len(names)
+        self.alarm = np.zeros(len(names), bool)
+        self.provenance = ["measured"] * len(names)
+
+    def __len__(self):
+        return len(self.names)
+
+
+def test_gap_is_to_the_best_different_substance():
+    rng = np.random.default_rng(4)
+    base = _normalised(rng, 3, 200)
+    # two replicates of substance "a" nearly identical, then "b" and "c"
+    rep = base[0] + 0.01 * _normalised(rng, 1, 200)[0]
+    rep = (rep - rep.mean()) / np.linalg.norm(rep - rep.mean())
+    lib = np.vstack([base[0], rep, base[1], base[2]]).astype(np.float32)
+    s = Searcher(_Section(lib, ["a", "a", "b", "c"]))
+    res = s.search(base[0][None], k=3)
+    assert [s.section.names[j] for j in res.indices[0][:2]] == ["a", "a"]
+    second = res.second[0]
+    assert s.section.names[second] in ("b", "c")
+    assert res.gap[0] == pytest.approx(res.scores[0, 0] - max(0, float(lib[second] @ base[0])), abs=1e-6)
+    hits = s.hits(res, 0)
+    assert hits[0]["name"] == "a" and 0 <= hits[-1]["score"] <= 1
