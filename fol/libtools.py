@@ -215,7 +215,12 @@ def export_section(section: LibrarySection, out_dir: str | Path, fmt: str, which
 
 
 def _jcamp_text(name: str, section: LibrarySection, i: int, y: np.ndarray) -> str:
-    """A JCAMP-DX 4.24 AFFN file: ##XYDATA=(X++(Y..Y)) with 10 values a line."""
+    """A JCAMP-DX 4.24 AFFN file: ##XYDATA=(X++(Y..Y)) with 10 values a line.
+
+    Written here rather than with ``jcamp.write`` because jcamp 1.3.2's writer prints a
+    debug line per data point to stdout; the files are read back with ``jcamp.readfile``
+    in the tests.
+    """
     x = section.grid
     factor = float(np.max(np.abs(y))) / 1e6 or 1.0
     yi = np.rint(y / factor).astype(np.int64)
