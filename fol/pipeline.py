@@ -59,7 +59,7 @@ class Identifier:
                 hits = searcher.hits(found, r)
                 second = searcher.hit(found.second[r], 0.0) if found.second[r] >= 0 else None
                 results[i] = decide(base_result(**where(int(i))), hits, float(found.gap[r]), second,
-                                    quality[r], self.policy)
+                                    quality.row(r), self.policy)
         return results  # type: ignore[return-value]
 
     def analyse_spectrum(self, spectrum: Spectrum, *, source: str, entry: str, index: int = 0) -> dict:

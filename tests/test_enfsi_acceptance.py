@@ -2,6 +2,8 @@
 each record, perturbed with noise (SNR 50), a sloped baseline and a +-4 cm-1 axis shift,
 as itself (top-1). Fixed seed."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,11 +13,11 @@ from fol.library import load_library
 from fol.pipeline import Identifier
 from fol.spectrum import Spectrum
 
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
 
 @pytest.fixture(scope="module")
 def enfsi_lib(tmp_path_factory):
-    from tests.conftest import REAL
-
     files = sorted((REAL / "enfsi_ir").glob("*.json"))
     if not files:
         pytest.skip("ENFSI records not present")
