@@ -26,39 +26,29 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from fol.catalogue import load_catalogue  # noqa: E402
-from fol.chem.render import SCALE_FACTOR, raman_intensity  # noqa: E402
+from fol.chem.build import ASTM_E1840_BANDS, match_bands  # noqa: E402
+from fol.chem.render import SCALE_FACTOR  # noqa: E402
+from fol.libtools import _sticks_from_store  # noqa: E402
 from fol.library import load_library  # noqa: E402
 
-#: Accepted Raman shifts (cm-1) of the strong bands, ASTM E1840-96 (Reapproved 2022),
-#: "Standard Guide for Raman Shift Standards for Spectrometer Calibration", Table 1.
-ASTM_E1840 = {
-    "cyclohexane": [801.3, 1028.3, 1266.4, 1444.4, 2852.9, 2938.3],
-    "toluene": [521.7, 786.5, 1003.6, 1030.6, 1210.4, 1605.1, 3057.1],
-    "acetonitrile": [918.0, 1376.0, 2253.7, 2940.8],
-    "naphthalene": [513.8, 763.8, 1021.6, 1147.2, 1382.2, 1464.5, 1576.6, 3056.4],
-    "benzonitrile": [460.9, 1000.7, 1177.9, 1599.4, 2229.4, 3072.3],
-    "acetaminophen": [329.2, 465.1, 651.6, 797.2, 857.9, 1168.5, 1236.8, 1323.9, 1371.5, 1561.5, 1648.4, 2931.1],
-}
-STRONG = 0.05  # a computed band is "strong" if its Raman intensity is >= 5% of the molecule's strongest
 
 
-def band_errors(sticks: dict, accepted: list[float], scale: float) -> np.ndarray:
-    """|accepted - nearest strong computed band| for each accepted band, at a given scale."""
-    f = np.asarray(sticks["frequencies_cm1"]) * scale
-    inten = raman_intensity(f, np.asarray(sticks["raman_activity_A4_amu"]))
-    strong = f[inten >= STRONG * inten.max()]
-    return np.array([np.min(np.abs(strong - a)) for a in accepted])
+def band_errors(sticks, accepted, scale: float) -> np.ndarray:
+    """|accepted - nearest strong computed band| at ``scale`` (matching as in the scale-factor fit)."""
+    return np.array([abs(c * scale - a) for c, a in match_bands(sticks, accepted, scale)])
 
 
 def standards_section(lib) -> list[str]:
     out = ["## 1. Reference standards: computed vs accepted Raman shifts", "",
-           f"Frequency scaling factor: **{SCALE_FACTOR}** (one factor for all modes; see `fol/chem/render.py`). "
-           f"Each accepted band is matched to the nearest computed band whose Raman intensity is at least "
-           f"{STRONG:.0%} of the molecule's strongest.", "",
+           f"Frequency scaling factor: **{SCALE_FACTOR}** (one factor for all modes, least-squares fit to these "
+           f"bands; see `fol/chem/render.py`). Each accepted band is matched to the nearest computed band whose "
+           f"785 nm Raman intensity is at least 2% of the molecule's strongest above 150 cm-1 "
+           f"(`fol.chem.build.match_bands`).", "",
            "| standard | bands | MAE unscaled (cm-1) | MAE scaled (cm-1) | worst scaled (cm-1) |", "|---|---|---|---|---|"]
     all_raw, all_scaled = [], []
-    for name, accepted in ASTM_E1840.items():
-        st = lib.sticks.get(name)
+    sticks = _sticks_from_store(lib.sticks)
+    for name, accepted in ASTM_E1840_BANDS.items():
+        st = sticks.get(name)
         if st is None:
             out.append(f"| {name} | – | not in library | | |")
             continue
@@ -69,7 +59,7 @@ def standards_section(lib) -> list[str]:
     if all_raw:
         r, s = np.concatenate(all_raw), np.concatenate(all_scaled)
         out.append(f"| **all** | {r.size} | **{r.mean():.1f}** | **{s.mean():.1f}** | {s.max():.1f} |")
-    out += ["", "Accepted values: ASTM E1840-96(2022) Table 1, as transcribed into `spectra_library/validate.py` "
+    out += ["", "Accepted values: ASTM E1840-96(2022) Table 1, as transcribed into `fol/chem/build.py` "
                 "(an online copy of the table could not be consulted from the build environment to re-check the "
                 "transcription; check against the standard before relying on sub-cm-1 figures).", ""]
     return out
