@@ -179,7 +179,9 @@ def render_library(lib: Library, out, *, raman_fwhm: float | None = None, ftir_f
     if not lib.sticks:
         raise LibraryError(f"{lib.path}: library has no stick spectra to re-render (only computed libraries do)")
     catalogue = catalogue or load_catalogue()
-    sticks = _sticks_from_store(lib.sticks)
+    stored = _sticks_from_store(lib.sticks)
+    order = next(iter(lib.sections.values())).names if lib.sections else sorted(stored)
+    sticks = {n: stored[n] for n in order if n in stored}  # keep the library's entry order
     sections = sections_from_sticks(sticks, catalogue, raman_fwhm=raman_fwhm, ftir_fwhm=ftir_fwhm,
                                     excitation_nm=excitation_nm)
     desc = lib.description + f" (re-rendered: Raman FWHM {raman_fwhm or 'default'}, FTIR FWHM {ftir_fwhm or 'default'}, " \
