@@ -1,0 +1,16 @@
+"""A simulated Raman/FTIR analyzer that speaks docs/analyzer-protocol.md over a real pty or TCP port.
+
+* :mod:`.model` -- the measurement model (pure numpy): references -> measured spectra;
+* :mod:`.server` -- the instrument (``SimulatedAnalyzer``) and its byte-stream server
+  (``AnalyzerServer``);
+* :mod:`.faults` -- seeded fault injection on the outgoing byte stream.
+
+See docs/simulator.md.
+"""
+
+from .faults import FaultSpec
+from .model import Instrument, ReferenceSet, make_instrument, parse_sample, simulate_batch
+from .server import AnalyzerServer, SimulatedAnalyzer
+
+__all__ = ["AnalyzerServer", "FaultSpec", "Instrument", "ReferenceSet", "SimulatedAnalyzer", "make_instrument",
+           "parse_sample", "simulate_batch"]
