@@ -13,14 +13,26 @@ The rules, in order (thresholds in ``DecisionPolicy``; documented in docs/decisi
 3. Top hit below ``min_score``: ``inconclusive`` when the signal is poor (``low_snr``,
    ``saturated`` or ``axis_out_of_range``), else ``no-match``.
 
-Mixture analysis (a later stage) passes its components in and gets ``mixture`` when
-there are two or more. Alarm is raised by any component whose class is an alarm class
-in the catalogue; ``alarm_classes`` lists them, sorted.
+Mixture analysis passes its components in (each with a calibrated ``confidence``):
+
+4. Components below ``min_confidence`` or ``min_component_score`` are not reported; an alarm class among them is
+   listed in ``possible_alarm_classes`` (flag ``low_confidence``), so a weak fentanyl
+   finding is never silently dropped.
+5. If mixture analysis found components but none reaches ``min_confidence``, the
+   candidates cannot be separated at the configured confidence: ``inconclusive``.
+6. Otherwise ``mixture`` for two or more reported components, ``identified`` for one.
+   If mixture analysis found nothing at all, rules 2-3 apply to the search hits.
+
+A component with ``class_only`` (from the class alarm: an unlisted compound of an
+alarm class) adds the flag ``class_only``. Alarm is raised by any reported component
+whose class is an alarm class in the catalogue; ``alarm_classes`` lists them, sorted.
 
 Keys added to result-format.md v1 (allowed: "implementations may add keys"):
-``flags`` (decision flags: ``ambiguous``, ``computed_reference``, ``class_only``),
-``possible_alarm_classes``, ``error`` (also in the format), per hit/component
-``provenance``, and ``library.provenance`` (entry counts per provenance kind).
+``flags`` (decision flags: ``ambiguous``, ``computed_reference``, ``class_only``,
+``low_confidence``), ``possible_alarm_classes``, ``error`` (also in the format), per
+hit/component ``provenance``, per component ``confidence`` (0..1, calibrated
+probability that it is present) and ``class_only`` (true on the class alarm's
+component), and ``library.provenance`` (entry counts per provenance kind).
 """
 
 from __future__ import annotations
@@ -39,6 +51,16 @@ class DecisionPolicy:
     min_score: float = 0.80
     #: minimum lead of hit 1 over the best different substance
     min_gap: float = 0.02
+    #: components with a lower calibrated confidence are not reported
+    min_confidence: float = 0.7
+    #: nor components whose own match score is lower (a shape that does not recognisably match)
+    min_component_score: float = 0.3
+    #: class alarm: P(fentanyl-analogue) of what the components leave unexplained, at or above which it fires
+    class_threshold: float = 0.8
+    #: class alarm: asked only when the components leave this share of the spectrum unexplained ...
+    class_min_unexplained: float = 0.05
+    #: ... and an rms residual of at least this many times the noise
+    class_min_excess: float = 3.0
 
 
 def empty_quality() -> dict:
@@ -86,6 +108,21 @@ def decide(result: dict, hits: list[dict], gap: float, second: dict | None, qual
     flags = result.setdefault("flags", [])
     poor = any(f in quality.get("flags", ()) for f in POOR_SIGNAL_FLAGS)
     top = hits[0] if hits else None
+    if components:
+        kept = [c for c in components if c.get("confidence", 1.0) >= policy.min_confidence
+                and (c.get("class_only") or c["score"] >= policy.min_component_score)]
+        weak = sorted({c["class"] for c in components if c["alarm"] and c not in kept}
+                      - {c["class"] for c in kept if c["alarm"]})
+        if weak:
+            result["possible_alarm_classes"] = weak
+        if len(kept) < len(components):
+            flags.append("low_confidence")
+        if not kept:
+            result["verdict"] = "inconclusive"
+            return result
+        components = kept
+    elif components is not None:
+        components = None
     if components is None and top is not None and top["score"] >= policy.min_score:
         close = second is not None and gap < policy.min_gap
         if close:
@@ -103,6 +140,8 @@ def decide(result: dict, hits: list[dict], gap: float, second: dict | None, qual
         result["alarm"] = bool(result["alarm_classes"])
         if any(c.get("provenance") == "computed" for c in components):
             flags.append("computed_reference")
+        if any(c.get("class_only") for c in components):
+            flags.append("class_only")
         return result
     result["verdict"] = "inconclusive" if poor or top is None else "no-match"
     return result

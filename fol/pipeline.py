@@ -1,9 +1,14 @@
-"""The identification pipeline: Spectrum(Batch) → quality → recipe → search → decision.
+"""The identification pipeline: Spectrum(Batch) → quality → recipe → search → mixture → decision.
 
-``Identifier`` holds one library and, per technique, its recipe and searcher (built
-once). ``analyse`` takes a whole batch so that preprocessing and search are matrix
-operations; ``analyse_spectrum`` is the one-spectrum convenience used by
-``fol identify``. Both return result objects as in result-format.md.
+``Identifier`` holds one library and, per technique, its recipe, searcher and mixture
+model (built once). ``analyse`` takes a whole batch so that preprocessing and search
+are matrix operations; mixture analysis (``fol.mixture``) then fits each spectrum as a
+combination of library entries, each component gets a calibrated confidence
+(``fol.confidence``), and when no fentanyl analogue of the library is among the
+components but what the components leave unexplained looks like one, the class alarm
+(``fol.classalarm``, trained from the library on first need) adds an ``unlisted
+fentanyl-class compound``. ``analyse_spectrum`` is the one-spectrum convenience used
+by ``fol identify``. Both return result objects as in result-format.md.
 """
 
 from __future__ import annotations
@@ -15,25 +20,87 @@ from .errors import FolError
 from .spectrum import Spectrum, SpectrumBatch
 
 
+#: single-substance hits tried first by the mixture fit
+START_HITS = 3
+
+
 class Identifier:
-    def __init__(self, library, *, mode: str = "pearson", k: int = 10, policy: DecisionPolicy | None = None):
+    def __init__(self, library, *, mode: str = "pearson", k: int = 10, policy: DecisionPolicy | None = None,
+                 mixture: bool = True, class_alarm: bool = True, mixture_policy=None, calibration=None):
         self.library = library
         self.mode = mode
         self.k = k
         self.policy = policy or DecisionPolicy()
+        self.mixture = mixture
+        self.class_alarm = class_alarm
+        self.mixture_policy = mixture_policy
+        self.calibration = calibration
         self._prepared: dict[str, tuple] = {}
         ref = library.ref()
         ref["provenance"] = {t: s.provenance_summary() for t, s in library.sections.items()}
         self.library_ref = ref
 
     def _prepare(self, technique: str):
-        """(section, recipe, searcher) for a technique, built once."""
+        """(section, recipe, searcher, mixture model or None) for a technique, built once."""
         if technique not in self._prepared:
             from .search import Searcher
 
             section = self.library.section(technique)
-            self._prepared[technique] = (section, section.recipe, Searcher(section, self.mode))
+            model = None
+            if self.mixture:
+                from .mixture import MixtureModel
+
+                model = MixtureModel(section, self.mixture_policy)
+            self._prepared[technique] = (section, section.recipe, Searcher(section, self.mode), model)
         return self._prepared[technique]
+
+    def _components(self, section, model, y, mask, start) -> tuple[list[dict], dict]:
+        """Components (result-format dicts, most abundant first) of one raw row, and fit details."""
+        from .confidence import default_calibration, features
+
+        fit = model.fit(y, mask, start)
+        calibration = self.calibration or default_calibration()
+        comps = []
+        for i, c in enumerate(fit.components):
+            j = c.row
+            conf = float(calibration.probability(features(c, fit, i == 0))[0])
+            comps.append({"name": section.names[j], "class": section.classes[j], "score": round(c.score, 4),
+                          "alarm": bool(section.alarm[j]), "provenance": section.provenance[j],
+                          "fraction": round(c.fraction, 4), "confidence": round(conf, 4)})
+        return comps, {"fit": fit}
+
+    def _class_alarm(self, section, recipe, y, fit, comps) -> dict | None:
+        """The ``unlisted fentanyl-class compound`` component, if the class model calls what is left.
+
+        Only asked when no confident library analogue is among the components and the
+        components leave a real signal unexplained: at least ``class_min_unexplained`` of
+        the spectrum and an rms residual of at least ``class_min_excess`` times the noise.
+        """
+        from . import classalarm
+        from .quality import noise_sigma
+
+        pol = self.policy
+        if any(c["class"] == classalarm.ALARM_CLASS for c in comps if c["confidence"] >= pol.min_confidence):
+            return None
+        sigma = float(noise_sigma(y[None, :])[0])
+        excess = np.sqrt(fit.rss / max(fit.residual.size, 1)) / sigma if sigma > 0 else np.inf
+        if 1.0 - fit.explained < pol.class_min_unexplained or excess < pol.class_min_excess:
+            return None
+        model = classalarm.for_section(self.library.sha256, section)
+        if model is None:
+            return None
+        from .spectrum import SpectrumBatch
+
+        left = fit.remainder() if fit.corrected is not None else None
+        if left is None:
+            return None
+        x = recipe.apply(SpectrumBatch(section.grid, left[None, :], section.technique), section.grid).data
+        p = float(model.probability(x)[0])
+        if p < self.policy.class_threshold:
+            return None
+        return {"name": classalarm.COMPONENT_NAME, "class": classalarm.ALARM_CLASS, "score": round(p, 4),
+                "alarm": True, "provenance": "class-model", "fraction": None, "confidence": round(p, 4),
+                "class_only": True}
 
     def analyse(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0) -> list[dict]:
         """One result per row of ``batch``; rows listed in ``batch.invalid`` get error results."""
@@ -42,7 +109,7 @@ class Identifier:
         where = lambda i: dict(source=source, entry=entry, index=start_index + i,  # noqa: E731
                                technique=batch.technique, library_ref=self.library_ref)
         try:
-            section, recipe, searcher = self._prepare(batch.technique)
+            section, recipe, searcher, model = self._prepare(batch.technique)
         except FolError as e:
             return [error_result(str(e), **where(i)) for i in range(len(batch))]
         results: list[dict | None] = [None] * len(batch)
@@ -55,11 +122,19 @@ class Identifier:
             quality = assess(sub, section.grid)
             processed = recipe.apply(sub, section.grid)
             found = searcher.search(processed.data, self.k)
+            raw, mask = model.prepare(sub) if model is not None else (None, None)
             for r, i in enumerate(valid):
                 hits = searcher.hits(found, r)
                 second = searcher.hit(found.second[r], 0.0) if found.second[r] >= 0 else None
+                comps = None
+                if model is not None and r not in processed.invalid:
+                    comps, extra = self._components(section, model, raw[r], mask, found.indices[r, :START_HITS])
+                    if self.class_alarm:
+                        unlisted = self._class_alarm(section, recipe, raw[r], extra["fit"], comps)
+                        if unlisted:
+                            comps.append(unlisted)
                 results[i] = decide(base_result(**where(int(i))), hits, float(found.gap[r]), second,
-                                    quality.row(r), self.policy)
+                                    quality.row(r), self.policy, comps)
         return results  # type: ignore[return-value]
 
     def analyse_spectrum(self, spectrum: Spectrum, *, source: str, entry: str, index: int = 0) -> dict:

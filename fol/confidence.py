@@ -1,0 +1,117 @@
+"""Calibrated confidence per mixture component: the probability that it is truly there.
+
+A component's match score is not a probability: a 5 % minor component with a score
+of 0.5 may be certain and a main component with 0.9 wrong. ``Calibration`` maps a few
+statistics of the fit to a probability with a logistic model fitted on simulated
+spectra with known content (scikit-learn ``LogisticRegression``; the fitted
+coefficients are stored here as plain numbers, ``DEFAULT``, and in JSON by
+``to_json``; nothing is pickled).
+
+Features of a component (``features``):
+
+* ``score``: its match score (correlation of its fitted shape with what it explains);
+* ``log_gain``: log10 of the relative rise of the residual when it is dropped;
+* ``log_p``: -log10 of its partial F-test p-value (capped at 300);
+* ``log_fraction``: log10 of its share of the signal;
+* ``explained``: share of the spectrum the whole fit explains;
+* ``main``: 1 for the most abundant component.
+
+What "truly present" means (the training label): the substance is in the sample, or,
+for a substance of an alarm class, a substance of the same class is (a minor
+fentanyl component fitted by its look-alike acetylfentanyl is a correct fentanyl-class
+finding; a benign look-alike is not a correct identification).
+
+Reliability is reported as the expected calibration error (``ece``): the mean over
+equal-width probability bins of |mean predicted - observed frequency|, weighted by
+the bin's share of components. ``python benchmarks/accuracy.py --calibrate`` refits
+``DEFAULT`` on a development seed and prints its ECE on held-out spectra.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+FEATURES = ("score", "log_gain", "log_p", "log_fraction", "explained", "main")
+
+#: fitted by ``python benchmarks/accuracy.py --calibrate`` (development seed, see docs/identification.md)
+DEFAULT = {
+    "features": list(FEATURES),
+    "coef": [7.156625732033431, -3.7621478296581374, 0.06955849610395409, 2.3254317412311676,
+             4.20480869338783, -1.006525532029376],
+    "intercept": -6.876264355703663,
+}
+
+
+def features(component, fit, main: bool) -> np.ndarray:
+    """The feature vector of one component (``fol.mixture.Component``) of a fit."""
+    return np.array([
+        component.score,
+        np.log10(max(component.gain, 1e-6)),
+        min(-np.log10(max(component.p_value, 1e-300)), 300.0),
+        np.log10(max(component.fraction, 1e-4)),
+        fit.explained,
+        1.0 if main else 0.0,
+    ])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A logistic map from component features to a probability."""
+
+    coef: np.ndarray
+    intercept: float
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(x) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_json(self) -> str:
+        return json.dumps({"features": list(FEATURES), "coef": [float(c) for c in self.coef],
+                           "intercept": float(self.intercept)})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        if list(d.get("features", FEATURES)) != list(FEATURES):
+            raise ValueError(f"calibration features {d.get('features')} do not match {list(FEATURES)}")
+        coef = np.asarray(d["coef"], dtype=np.float64)
+        if coef.shape != (len(FEATURES),):
+            raise ValueError(f"calibration needs {len(FEATURES)} coefficients, got {coef.shape}")
+        return cls(coef, float(d["intercept"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        return cls.from_dict(json.loads(text))
+
+
+def default_calibration() -> Calibration:
+    return Calibration.from_dict(DEFAULT)
+
+
+def fit_calibration(x: np.ndarray, y: np.ndarray) -> Calibration:
+    """Fit the logistic calibration on feature rows ``x`` and 0/1 labels ``y``."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=10.0, max_iter=5000)
+    model.fit(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=int))
+    return Calibration(model.coef_[0].astype(np.float64), float(model.intercept_[0]))
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[tuple[float, float, float, int]]:
+    """Per equal-width bin of predicted probability: (lower edge, mean predicted, observed rate, count)."""
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            out.append((b / bins, float(p[sel].mean()), float(y[sel].mean()), int(sel.sum())))
+    return out
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over ``bins`` equal-width bins."""
+    n = len(p)
+    return float(sum(c * abs(mp - obs) for _, mp, obs, c in reliability(p, y, bins)) / n) if n else 0.0

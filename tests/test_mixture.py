@@ -1,0 +1,152 @@
+"""Mixture analysis: forward selection with a joint baseline, shifts and widths, F-test, speed."""
+
+import time
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter1d
+
+from conftest import lorentz
+from fol.library import load_library, make_section
+from fol.libtools import import_library
+from fol.mixture import MixtureModel, MixturePolicy, f_test
+from fol.preprocess import default_recipe
+
+
+@pytest.fixture
+def peak_section(peak_library_rows):
+    grid, names, raw = peak_library_rows
+    return make_section("raman", grid, raw, names, ["cutting-agent"] * len(names), [False] * len(names),
+                        ["computed"] * len(names), ["test"] * len(names), default_recipe("raman"))
+
+
+@pytest.fixture(scope="module")
+def enfsi_section(tmp_path_factory):
+    from conftest import REAL
+
+    files = sorted((REAL / "enfsi_ir").glob("*.json"))
+    if not files:
+        pytest.skip("no ENFSI records")
+    out = tmp_path_factory.mktemp("lib") / "enfsi.h5"
+    import_library(files, out)
+    return load_library(out).section("ftir")
+
+
+def measured(grid, clean, rng, *, shift=0.0, broaden=0.0, snr=200.0, baseline=0.3):
+    """A query the way a device would see it: shifted, broadened, on a curved baseline, with noise."""
+    y = np.interp(grid - shift, grid, clean)
+    if broaden:
+        y = gaussian_filter1d(y, broaden / np.median(np.diff(grid)) / 2.355)
+    u = np.linspace(-1, 1, grid.size)
+    y = y + baseline * y.max() * (1 + 0.8 * u + 0.5 * u**2)
+    return y + y.max() / snr * rng.standard_normal(grid.size)
+
+
+def names_of(model, fit):
+    return [model.section.names[c.row] for c in fit.components]
+
+
+def test_two_component_mixture_on_a_baseline_is_recovered_with_fractions(peak_section):
+    model = MixtureModel(peak_section)
+    rng = np.random.default_rng(1)
+    r = model.refs
+    y = measured(peak_section.grid, 0.8 * r[3] + 0.2 * r[7], rng, shift=1.5, broaden=4.0)
+    fit = model.fit(y)
+    assert names_of(model, fit) == ["sub3", "sub7"]
+    fractions = [c.fraction for c in fit.components]
+    assert fractions[0] == pytest.approx(0.8, abs=0.06) and fractions[1] == pytest.approx(0.2, abs=0.06)
+    assert all(0.9 < c.score <= 1.0 for c in fit.components)
+    assert fit.explained > 0.98
+
+
+def test_pure_spectrum_gives_one_component_and_noise_gives_none(peak_section):
+    model = MixtureModel(peak_section)
+    rng = np.random.default_rng(2)
+    fit = model.fit(measured(peak_section.grid, model.refs[5], rng, shift=-2.0, broaden=3.0, snr=100))
+    assert names_of(model, fit) == ["sub5"] and fit.components[0].fraction == 1.0
+    blank = 0.01 * rng.standard_normal(peak_section.grid.size) + np.linspace(0, 1, peak_section.grid.size)
+    assert model.fit(blank).components == []
+
+
+def test_three_components_are_found_and_never_more_than_max_components(peak_section):
+    rng = np.random.default_rng(3)
+    model = MixtureModel(peak_section)
+    y = measured(peak_section.grid, model.refs[[0, 2, 4]].T @ [0.5, 0.3, 0.2], rng, snr=1000)
+    assert sorted(names_of(model, model.fit(y))) == ["sub0", "sub2", "sub4"]
+    small = MixtureModel(peak_section, MixturePolicy(max_components=2))
+    y = measured(peak_section.grid, model.refs[[0, 2, 4, 6]].sum(axis=0), rng, snr=1000)
+    assert len(small.fit(y).components) <= 2
+
+
+def test_contributions_add_up_to_what_the_fit_explains(peak_section):
+    model = MixtureModel(peak_section)
+    rng = np.random.default_rng(4)
+    y = measured(peak_section.grid, 0.6 * model.refs[1] + 0.4 * model.refs[9], rng, baseline=0.0, snr=1e4)
+    fit = model.fit(y)
+    left = fit.remainder()
+    # what is left is the (here zero) baseline and noise: far smaller than the signal
+    assert np.abs(left).max() < 0.05 * np.abs(y).max()
+
+
+def test_f_test_separates_real_improvement_from_noise():
+    rng = np.random.default_rng(5)
+    white = rng.standard_normal(900)
+    assert f_test(1000.0, 500.0, 900, 3, 20, white) < 1e-10
+    assert f_test(1000.0, 999.0, 900, 3, 20, white) > 0.01
+    # the same improvement with a smooth (autocorrelated) residual is far less significant
+    smooth = gaussian_filter1d(white, 10)
+    assert f_test(1000.0, 900.0, 900, 3, 20, smooth) > f_test(1000.0, 900.0, 900, 3, 20, white) * 1e3
+
+
+def enfsi_query(section, fractions: dict, rng, snr=300.0):
+    """Mix ENFSI absorbance spectra (unit strongest band), shift, broaden, baseline, CO2 band, noise."""
+    grid = section.grid
+    model_refs = section.raw / section.raw.max(axis=1, keepdims=True)
+    clean = sum(f * model_refs[section.index_of(n)] for n, f in fractions.items())
+    y = measured(grid, clean, rng, shift=rng.uniform(-2, 2), broaden=rng.uniform(3, 8), snr=snr, baseline=0.2)
+    return y + 0.05 * lorentz(grid, [2350.0], [1.0], 30.0)
+
+
+def test_minor_fentanyl_in_cutting_agent_is_found_on_real_enfsi_spectra(enfsi_section):
+    model = MixtureModel(enfsi_section)
+    rng = np.random.default_rng(6)
+    found = 0
+    for cut in ("caffeine", "mannitol", "lactose", "acetaminophen", "benzocaine"):
+        fit = model.fit(enfsi_query(enfsi_section, {"fentanyl": 0.1, cut: 0.9}, rng))
+        classes = [enfsi_section.classes[c.row] for c in fit.components]
+        found += "fentanyl-analogue" in classes
+        assert names_of(model, fit)[0] == cut
+    assert found >= 4
+
+
+def test_pure_benign_enfsi_spectra_get_no_fentanyl_component(enfsi_section):
+    model = MixtureModel(enfsi_section)
+    rng = np.random.default_rng(7)
+    for cut in ("caffeine", "mannitol", "lactose", "acetaminophen", "benzocaine", "lidocaine"):
+        fit = model.fit(enfsi_query(enfsi_section, {cut: 1.0}, rng))
+        assert names_of(model, fit)[0] == cut
+        assert not any(enfsi_section.classes[c.row] == "fentanyl-analogue" for c in fit.components)
+
+
+def test_under_50_ms_per_spectrum_on_a_10k_entry_library():
+    rng = np.random.default_rng(8)
+    grid = np.arange(200, 2000.1, 2.0)
+    n_lib = 10_000
+    centres = rng.uniform(250, 1950, (n_lib, 8))
+    raw = np.zeros((n_lib, grid.size), dtype=np.float32)
+    for i in range(n_lib):  # a 10k library of distinct band patterns
+        raw[i] = lorentz(grid, centres[i], rng.uniform(0.2, 1, 8), 10.0)
+    names = [f"s{i}" for i in range(n_lib)]
+    recipe = default_recipe("raman")
+    section = make_section("raman", grid, raw, names, ["x"] * n_lib, [False] * n_lib, ["computed"] * n_lib,
+                           ["t"] * n_lib, recipe, processed=np.zeros_like(raw))
+    model = MixtureModel(section)
+    queries = [measured(grid, 0.7 * model.refs[i] + 0.3 * model.refs[i + 1], rng, snr=300) for i in range(0, 20, 2)]
+    model.fit(queries[0])  # warm-up
+    per = np.inf
+    for _ in range(3):  # best of 3: the machine is shared
+        t = time.perf_counter()
+        fits = [model.fit(q) for q in queries]
+        per = min(per, (time.perf_counter() - t) / len(queries))
+    assert sum(names_of(model, f)[:2] in ([f"s{i}", f"s{i + 1}"],) for f, i in zip(fits, range(0, 20, 2))) >= 9
+    assert per < 0.05, f"{per * 1000:.1f} ms per spectrum"
