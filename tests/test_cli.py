@@ -160,3 +160,17 @@ def test_library_info_list_verify_export(tmp_path, enfsi_library):
         f["ftir/raw"][0, 0] += 1
     r = fol("library", "verify", enfsi_library)
     assert r.returncode == 1 and "SHA-256" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_identify_through_the_simulated_analyzer_and_real_driver(tmp_path, enfsi_library):
+    rec = tmp_path / "sim.h5"
+    r = fol("identify", "--simulate", "caffeine:0.8,xylazine:0.2", "--technique", "ftir", "--seed", "5",
+            "--library", enfsi_library, "--json", "--record", rec)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["alarm"] and "xylazine-class" in res["alarm_classes"]
+    assert {c["name"] for c in res["components"]} >= {"caffeine", "xylazine"}
+    with h5py.File(rec) as f:  # raw spectrum, device metadata and the result are all recorded
+        [entry] = list(f.values())
+        assert entry["instrument"].attrs["technique"] == "ftir" and "maker" in entry["instrument"].attrs
+        assert json.loads(entry["results/result"][()])["components"] == res["components"]

@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _acquire(args):
+def _acquire(args, library):
     """(spectrum, source, entry name) from the chosen source."""
     if args.file:
         from ..recording import read_spectrum
@@ -57,8 +57,10 @@ def _acquire(args):
 
     uri = args.port if args.port else f"sim:{args.simulate}"
     options = dict(baudrate=args.baud, timeout=args.timeout)
-    if args.simulate:
-        options.update(technique=args.technique, seed=args.seed)
+    if args.simulate:  # the simulated analyzer measures the same library's reference spectra
+        from drivers.simulator import ReferenceSet
+
+        options.update(seed=args.seed, refset=ReferenceSet.from_library(library.section(args.technique)))
     with open_source(uri, **options) as source:
         spectrum = source.acquire(integration_ms=args.integration, averages=args.averages, laser_mw=args.laser)
     where = args.port or "simulator"
@@ -70,7 +72,7 @@ def run(args) -> int:
     from ..pipeline import Identifier
 
     library = load_library(args.library, allow_unverified=args.allow_unverified)
-    spectrum, source, entry = _acquire(args)
+    spectrum, source, entry = _acquire(args, library)
     writer = entry_name = None
     if args.record:
         from ..recording import RecordingWriter
