@@ -156,9 +156,11 @@ def test_library_info_list_verify_export(tmp_path, enfsi_library):
     # the exported JCAMP files import again, to the same names
     r = fol("library", "import", *sorted((tmp_path / "x").glob("*.jdx"))[:5], "--out", tmp_path / "re.h5")
     assert r.returncode == 0, r.stderr
-    with h5py.File(enfsi_library, "r+") as f:
+    tampered = tmp_path / "tampered.h5"
+    tampered.write_bytes(Path(enfsi_library).read_bytes())
+    with h5py.File(tampered, "r+") as f:
         f["ftir/raw"][0, 0] += 1
-    r = fol("library", "verify", enfsi_library)
+    r = fol("library", "verify", tampered)
     assert r.returncode == 1 and "SHA-256" in r.stderr and "Traceback" not in r.stderr
 
 
