@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -347,15 +346,12 @@ def test_processed_enfsi_spectra_find_themselves_despite_baseline_shift_and_nois
     assert found.sum() == 67, f"top-1 {found.sum()}/67, confused: {misses}"
 
 
-def test_raman_recipe_speed(native):
-    """Report the per-spectrum time of the default Raman recipe on a 1,000-row batch."""
+def test_raman_recipe_on_a_native_pixel_batch(native):
+    """A realistic 1,024-pixel batch goes through the default recipe (speed: benchmarks/stages.py)."""
     x = np.linspace(150.0, 2050.0, 1024)
     rng = np.random.default_rng(0)
     batch = SpectrumBatch(x, np.vstack([raman_like(x, rng, m=5) for _ in range(200)]), "raman")
     recipe = default_recipe("raman")
-    start = time.perf_counter()
     out = recipe.apply(batch, RAMAN_GRID)
-    per_spectrum_ms = (time.perf_counter() - start) * 1e3 / len(batch)
-    print(f"default Raman recipe: {per_spectrum_ms:.3f} ms/spectrum over {len(batch)} spectra")
-    assert not out.invalid
-    assert per_spectrum_ms < 3.0  # measured ~0.6 ms on one shared core
+    assert not out.invalid and out.data.shape == (len(batch), RAMAN_GRID.size)
+    np.testing.assert_allclose(np.linalg.norm(out.data, axis=1), 1, atol=1e-5)
