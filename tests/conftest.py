@@ -19,12 +19,24 @@ def real_dir() -> Path:
     return REAL
 
 
-@pytest.fixture
-def enfsi_files(real_dir) -> list[Path]:
-    files = sorted((real_dir / "enfsi_ir").glob("*.json"))
+@pytest.fixture(scope="session")
+def enfsi_files() -> list[Path]:
+    files = sorted((REAL / "enfsi_ir").glob("*.json"))
     if not files:
-        pytest.skip("no ENFSI records")
+        pytest.skip(f"no ENFSI records under {REAL}")
     return files
+
+
+@pytest.fixture(scope="session")
+def enfsi_library(tmp_path_factory, enfsi_files) -> Path:
+    """A library imported from the 67 real ENFSI ATR-FTIR records with ``fol library import``.
+
+    Shared by the whole session: tests must not modify it (copy it first)."""
+    from fol.cli import main
+
+    out = tmp_path_factory.mktemp("enfsi") / "enfsi.h5"
+    assert main(["library", "import", *map(str, enfsi_files), "--out", str(out)]) == 0
+    return out
 
 
 def lorentz(grid: np.ndarray, centres, heights, width: float = 8.0) -> np.ndarray:

@@ -6,7 +6,6 @@ import pytest
 from conftest import lorentz
 from fol import classalarm
 from fol.library import Library, load_library, make_section
-from fol.libtools import import_library
 from fol.pipeline import Identifier
 from fol.preprocess import default_recipe
 from fol.spectrum import Spectrum
@@ -71,15 +70,8 @@ def test_unlisted_analogue_in_a_cutting_agent_raises_a_fentanyl_class_alarm():
 
 
 @pytest.fixture(scope="module")
-def enfsi(tmp_path_factory):
-    from conftest import REAL
-
-    files = sorted((REAL / "enfsi_ir").glob("*.json"))
-    if not files:
-        pytest.skip("no ENFSI records")
-    out = tmp_path_factory.mktemp("lib") / "enfsi.h5"
-    import_library(files, out)
-    return load_library(out).section("ftir")
+def enfsi(enfsi_library):
+    return load_library(enfsi_library).section("ftir")
 
 
 def test_left_out_real_analogues_score_higher_than_left_out_others(enfsi):

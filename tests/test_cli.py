@@ -29,16 +29,6 @@ def fol(*args, env=None):
 
 
 @pytest.fixture(scope="module")
-def enfsi_library(tmp_path_factory):
-    files = sorted((REAL / "enfsi_ir").glob("*.json"))
-    if not files:
-        pytest.skip("ENFSI records not present")
-    out = tmp_path_factory.mktemp("lib") / "enfsi.h5"
-    assert main(["library", "import", *map(str, files), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def hand_written_recording(tmp_path_factory, enfsi_library):
     """A stacked entry written with plain h5py exactly as recording-format.md shows it:
     decreasing axis, percent transmittance, float32, expected as an array of JSON strings."""

@@ -2,28 +2,18 @@
 each record, perturbed with noise (SNR 50), a sloped baseline and a +-4 cm-1 axis shift,
 as itself (top-1). Fixed seed."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from fol.cli import main
 from fol.importers import read_spectra_file
 from fol.library import load_library
 from fol.pipeline import Identifier
 from fol.spectrum import Spectrum
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-
 
 @pytest.fixture(scope="module")
-def enfsi_lib(tmp_path_factory):
-    files = sorted((REAL / "enfsi_ir").glob("*.json"))
-    if not files:
-        pytest.skip("ENFSI records not present")
-    out = tmp_path_factory.mktemp("lib") / "enfsi.h5"
-    assert main(["library", "import", *map(str, files), "--out", str(out)]) == 0
-    return files, load_library(out)
+def enfsi_lib(enfsi_files, enfsi_library):
+    return enfsi_files, load_library(enfsi_library)
 
 
 def perturb(spec: Spectrum, rng) -> Spectrum:

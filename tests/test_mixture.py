@@ -7,7 +7,6 @@ from scipy.ndimage import gaussian_filter1d
 
 from conftest import lorentz
 from fol.library import load_library, make_section
-from fol.libtools import import_library
 from fol.mixture import MixtureModel, MixturePolicy, f_test
 from fol.preprocess import default_recipe
 
@@ -20,15 +19,8 @@ def peak_section(peak_library_rows):
 
 
 @pytest.fixture(scope="module")
-def enfsi_section(tmp_path_factory):
-    from conftest import REAL
-
-    files = sorted((REAL / "enfsi_ir").glob("*.json"))
-    if not files:
-        pytest.skip("no ENFSI records")
-    out = tmp_path_factory.mktemp("lib") / "enfsi.h5"
-    import_library(files, out)
-    return load_library(out).section("ftir")
+def enfsi_section(enfsi_library):
+    return load_library(enfsi_library).section("ftir")
 
 
 def measured(grid, clean, rng, *, shift=0.0, broaden=0.0, snr=200.0, baseline=0.3):
