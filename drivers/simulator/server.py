@@ -282,7 +282,47 @@ class SimulatedAnalyzer:
 # ----------------------------------------------------------------------------- byte streams
 
 
-class _PtyChannel:
+class _Channel:
+    """A non-blocking byte stream: ``recv`` and ``send`` with timeouts, over ``_read``/``_write``.
+
+    ``recv`` returns b"" on timeout and None when the peer is gone; ``send`` returns False
+    if the data could not all be written before the deadline or the peer is gone.
+    """
+
+    fd: object  # what select() waits on
+
+    def _read(self) -> bytes | None:
+        raise NotImplementedError
+
+    def _write(self, view: memoryview) -> int:
+        raise NotImplementedError
+
+    def recv(self, timeout: float) -> bytes | None:
+        if not select.select([self.fd], [], [], timeout)[0]:
+            return b""
+        try:
+            return self._read()
+        except BlockingIOError:
+            return b""
+        except OSError:
+            return None
+
+    def send(self, data: bytes, deadline: float) -> bool:
+        view = memoryview(data)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [self.fd], [], left)[1]:
+                return False
+            try:
+                view = view[self._write(view):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return False
+        return True
+
+
+class _PtyChannel(_Channel):
     """The master side of a pseudo-terminal."""
 
     def __init__(self, link: str):
@@ -293,30 +333,13 @@ class _PtyChannel:
         os.symlink(os.ttyname(self.slave), tmp)
         os.replace(tmp, link)  # atomic: a host opening the link gets the old or the new pty
         self.name = os.ttyname(self.slave)
+        self.fd = self.master
 
-    def recv(self, timeout: float) -> bytes | None:
-        if not select.select([self.master], [], [], timeout)[0]:
-            return b""
-        try:
-            return os.read(self.master, 4096)
-        except BlockingIOError:
-            return b""
-        except OSError:
-            return None
+    def _read(self) -> bytes | None:
+        return os.read(self.master, 4096)
 
-    def send(self, data: bytes, deadline: float) -> bool:
-        view = memoryview(data)
-        while view:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [self.master], [], left)[1]:
-                return False
-            try:
-                view = view[os.write(self.master, view):]
-            except BlockingIOError:
-                continue
-            except OSError:
-                return False
-        return True
+    def _write(self, view: memoryview) -> int:
+        return os.write(self.master, view)
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
@@ -326,36 +349,18 @@ class _PtyChannel:
                 pass
 
 
-class _SocketChannel:
+class _SocketChannel(_Channel):
     """One accepted TCP connection."""
 
     def __init__(self, conn: socket.socket):
-        self.conn = conn
+        self.conn = self.fd = conn
         conn.setblocking(False)
 
-    def recv(self, timeout: float) -> bytes | None:
-        if not select.select([self.conn], [], [], timeout)[0]:
-            return b""
-        try:
-            return self.conn.recv(4096) or None
-        except BlockingIOError:
-            return b""
-        except OSError:
-            return None
+    def _read(self) -> bytes | None:
+        return self.conn.recv(4096) or None
 
-    def send(self, data: bytes, deadline: float) -> bool:
-        view = memoryview(data)
-        while view:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [self.conn], [], left)[1]:
-                return False
-            try:
-                view = view[self.conn.send(view):]
-            except BlockingIOError:
-                continue
-            except OSError:
-                return False
-        return True
+    def _write(self, view: memoryview) -> int:
+        return self.conn.send(view)
 
     def close(self) -> None:
         try:
