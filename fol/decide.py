@@ -1,6 +1,6 @@
 """From search hits and signal quality to the result object of result-format.md.
 
-The rules, in order (thresholds in ``DecisionPolicy``; documented in docs/decision.md):
+The rules, in order (thresholds in ``DecisionPolicy``; documented in docs/identification.md):
 
 1. A spectrum that could not be analysed → ``inconclusive`` with ``error``.
 2. Top hit score ≥ ``min_score``:
