@@ -19,8 +19,11 @@ analysis, confidence, class alarm, decision), as ``fol replay`` does. Prints:
 * the expected calibration error of the reported component confidences.
 
 Fixed seed (``--seed``, default 2026, the evaluation seed: nothing is tuned on it);
-thresholds were chosen on the development seed 1234 (``--seed 1234``). ``--calibrate``
-refits the confidence calibration on the development seed and prints it.
+thresholds were chosen on the development seed 1234 (``--seed 1234``). A library that
+carries a calibration (``fol library calibrate``, development seed) is evaluated with
+it; one without (the ENFSI records imported here) with the defaults. ``--calibrate``
+refits the default confidence calibration on the development seed and prints it.
+The simulation and replay code is shared with ``fol library calibrate``: ``fol.evaluation``.
 
 Run: python benchmarks/accuracy.py [--library LIB.h5] [--technique ftir] [--enfsi DIR]
 """
@@ -39,72 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-EVAL_SEED = 2026
-DEV_SEED = 1234
-ANALOGUES = ["fentanyl", "acetylfentanyl", "carfentanil", "furanylfentanyl", "cyclopropylfentanyl",
-             "butyrylfentanyl", "acrylfentanyl", "ocfentanil", "valerylfentanyl", "methoxyacetylfentanyl"]
-CUTTING = ["mannitol", "lactose", "caffeine", "acetaminophen", "sucrose", "inositol", "glucose", "benzocaine"]
-ALARM_CLASS = "fentanyl-analogue"
-XYLAZINE = 0.3
-
-
-def pick(preferred: list[str], section, cls: str, n: int) -> list[str]:
-    """``n`` names of the section: the preferred ones present, then any others of class ``cls``."""
-    have = [p for p in preferred if p in section.names]
-    extra = [nm for nm, c in zip(section.names, section.classes) if c == cls and nm not in have]
-    return (have + extra)[:n]
-
-
-class Bench:
-    """Simulate → record → replay for one library section."""
-
-    def __init__(self, library, technique: str, seed: int, workdir: Path, n: int):
-        from drivers.simulator.model import ReferenceSet
-        from fol.pipeline import Identifier
-
-        self.library, self.technique, self.n = library, technique, n
-        self.section = library.section(technique)
-        self.refset = ReferenceSet.from_library(self.section)
-        self.rng = np.random.default_rng([seed, 0 if technique == "raman" else 1])
-        self.workdir = workdir
-        self.identifier = Identifier(library)
-        self.count = 0
-
-    def record(self, samples: list[tuple[str, dict, dict]]) -> Path:
-        """Write one recording: per (spec, expected, conditions) a stack of ``n`` spectra."""
-        from drivers.simulator.model import make_instrument, simulate_batch
-        from fol.recording import RecordingWriter
-
-        self.count += 1
-        path = self.workdir / f"{self.technique}-{self.count:03d}.h5"
-        with RecordingWriter(path, mode="w") as w:
-            for spec, expected, cond in samples:
-                unit = make_instrument(self.technique, int(self.rng.integers(0, 1000)))
-                batch = simulate_batch(self.refset, spec, self.n, self.rng, instrument=unit, **cond)
-                w.add_stack(batch, expected=[expected] * self.n)
-        return path
-
-    def replay(self, path: Path, identifier=None) -> list[tuple[dict, dict]]:
-        """(result, expected) per spectrum of a recording, analysed chunk by chunk."""
-        from fol.recording import Recording
-
-        identifier = identifier or self.identifier
-        out = []
-        with Recording(path) as rec:
-            for chunk in rec.iter_chunks(256):
-                results = identifier.analyse(chunk.batch, source=str(path), entry=chunk.entry.name,
-                                             start_index=chunk.start)
-                out.extend(zip(results, chunk.expected))
-        return out
-
-
-def fentanyl_alarm(result: dict) -> bool:
-    return ALARM_CLASS in result["alarm_classes"]
-
-
-def specable(name: str) -> bool:
-    """Whether a name can stand in a sample spec (``name:fraction,...``)."""
-    return "," not in name and ":" not in name
+from fol.evaluation import (ALARM_CLASS, CUTTING, DEV_SEED, EVAL_SEED, Bench, benign, calibration_labels,  # noqa: E402
+                            calibration_set, fentanyl_alarm, mixtures, pick, specable)
 
 
 def pure_top1(b: Bench, snrs=(20, 50, 200)) -> dict:
@@ -115,40 +54,6 @@ def pure_top1(b: Bench, snrs=(20, 50, 200)) -> dict:
         ok = [bool(r["components"]) and r["components"][0]["name"] in e for r, e in res]
         out[snr] = (sum(ok), len(ok))
     return out
-
-
-def mixtures(b: Bench, fractions=(0.02, 0.05, 0.10, 0.20), snr=None) -> tuple[dict, list]:
-    sec = b.section
-    analogues = pick(ANALOGUES, sec, ALARM_CLASS, 6)
-    cuts = pick(CUTTING, sec, "cutting-agent", 5)
-    xyl = "xylazine" in sec.names
-    samples = []
-    for f in fractions:
-        for a in analogues:
-            for c in cuts:
-                for with_x in ((False, True) if xyl else (False,)):
-                    rest = 1.0 - f - (XYLAZINE if with_x else 0.0)
-                    exp = {a: f, c: rest, **({"xylazine": XYLAZINE} if with_x else {})}
-                    spec = ",".join(f"{k}:{v!r}" for k, v in exp.items())
-                    samples.append((spec, exp, {} if snr is None else {"snr": snr}))
-    res = b.replay(b.record(samples))
-    out = {}
-    for r, e in res:
-        f = next(v for k, v in e.items() if k in analogues)
-        key = (f, "xylazine" in e)
-        hit, tot = out.get(key, (0, 0))
-        out[key] = (hit + fentanyl_alarm(r), tot + 1)
-    return out, res
-
-
-def benign(b: Bench) -> tuple[int, int, list]:
-    sec = b.section
-    names = [nm for nm, c in zip(sec.names, sec.classes) if c in ("cutting-agent", "solvent", "adulterant")]
-    samples = [(nm, {nm: 1.0}, cond) for nm in names for cond in ({}, {"snr": 50})]
-    samples += [("blank", {}, cond) for cond in ({}, {"snr": 50}, {"snr": 200}) for _ in range(3)]
-    res = b.replay(b.record(samples))
-    bad = [(e, r["alarm_classes"], [c["name"] for c in r["components"]]) for r, e in res if r["alarm"]]
-    return len(bad), len(res), bad
 
 
 def leave_one_out(b: Bench, cuts_n: int = 5) -> dict:
@@ -179,22 +84,6 @@ def leave_one_out(b: Bench, cuts_n: int = 5) -> dict:
                 wrong.append(name)
     counts["wrong"] = sorted(set(wrong))
     return counts
-
-
-def calibration_labels(res: list[tuple[dict, dict]], section) -> tuple[list, list]:
-    """(confidence, truly present 0/1) of every reported component (see fol.confidence)."""
-    cls_of = dict(zip(section.names, section.classes))
-    alarm_of = dict(zip(section.names, section.alarm))
-    p, y = [], []
-    for r, e in res:
-        present_classes = {cls_of.get(k) for k in e}
-        for c in r["components"]:
-            if c.get("class_only") or "confidence" not in c:
-                continue
-            ok = c["name"] in e or (alarm_of.get(c["name"], False) and c["class"] in present_classes)
-            p.append(c["confidence"])
-            y.append(int(ok))
-    return p, y
 
 
 def pct(k: int, n: int) -> str:
@@ -239,49 +128,6 @@ def evaluate(library, technique: str, seed: int, n: int, loo: bool, workdir: Pat
     lines.append(f"({b.count} recordings, {time.perf_counter() - t0:.0f} s)")
     lines.append("")
     return lines
-
-
-def calibration_set(library, technique: str, n_spectra: int = 600) -> tuple[np.ndarray, np.ndarray]:
-    """(features, truly present) of every fitted component of development-seed simulations."""
-    from drivers.simulator.model import ReferenceSet, make_instrument, simulate_batch
-    from fol.confidence import features
-    from fol.mixture import MixtureModel
-
-    sec = library.section(technique)
-    refset = ReferenceSet.from_library(sec)
-    model = MixtureModel(sec)
-    rng = np.random.default_rng(DEV_SEED)
-    usable = [i for i, c in enumerate(sec.classes) if c != "unknown"]
-    cls_of = dict(zip(sec.names, sec.classes))
-    alarm_of = dict(zip(sec.names, sec.alarm.tolist()))
-    x, y = [], []
-    for _ in range(n_spectra):
-        k = int(rng.choice([1, 1, 2, 2, 3]))
-        rows = rng.choice(usable, k, replace=False)
-        fr = rng.dirichlet(np.ones(k)) if k > 1 else np.ones(1)
-        if k > 1 and rng.uniform() < 0.5:
-            fr[0] = rng.uniform(0.02, 0.2)
-            fr[1:] = (1 - fr[0]) * fr[1:] / fr[1:].sum()
-        exp = {sec.names[j]: float(f) for j, f in zip(rows, fr)}
-        spec = ",".join(f"{nm}:{f!r}" for nm, f in exp.items())
-        snr = float(np.exp(rng.uniform(np.log(20), np.log(500))))
-        batch = simulate_batch(refset, spec, 1, rng, instrument=make_instrument(technique, int(rng.integers(1000))),
-                               snr=snr)
-        # a third of the samples hold a substance the library lacks (street samples do)
-        fitter, names = model, sec.names
-        if rng.uniform() < 1 / 3:
-            keep = np.arange(len(sec)) != rows[-1]
-            fitter = MixtureModel(sec.subset(keep))
-            names = fitter.section.names
-        raw, mask = fitter.prepare(batch)
-        fit = fitter.fit(raw[0], mask)
-        present = {cls_of[nm] for nm in exp}
-        for i, c in enumerate(fit.components):
-            nm = names[c.row]
-            ok = nm in exp or (alarm_of[nm] and cls_of[nm] in present)
-            x.append(features(c, fit, i == 0))
-            y.append(int(ok))
-    return np.array(x), np.array(y)
 
 
 def fit_and_report(x: np.ndarray, y: np.ndarray) -> None:

@@ -25,6 +25,10 @@ Reliability is reported as the expected calibration error (``ece``): the mean ov
 equal-width probability bins of |mean predicted - observed frequency|, weighted by
 the bin's share of components. ``python benchmarks/accuracy.py --calibrate`` refits
 ``DEFAULT`` on a development seed and prints its ECE on held-out spectra.
+
+``DEFAULT`` does not transfer to every library: ``fol library calibrate`` fits one per
+library section and stores it in the library (``section_calibration`` reads it back;
+``fol.pipeline.Identifier`` prefers it to ``DEFAULT``).
 """
 
 from __future__ import annotations
@@ -88,6 +92,33 @@ class Calibration:
 
 def default_calibration() -> Calibration:
     return Calibration.from_dict(DEFAULT)
+
+
+def section_calibration(section) -> tuple[Calibration, dict] | None:
+    """(calibration, decision-policy overrides) stored in a library section, or None if it has none.
+
+    The section's ``calibration_json`` (written by ``fol library calibrate``, see
+    ``fol.evaluation``) holds ``confidence`` (as ``to_json``) and ``policy`` (numbers for
+    ``DecisionPolicy`` fields, e.g. ``min_confidence``); other keys are the record of how
+    it was fitted.
+    """
+    if not section.calibration_json:
+        return None
+    from dataclasses import fields
+
+    from .decide import DecisionPolicy
+    from .errors import LibraryError
+
+    try:
+        d = json.loads(section.calibration_json)
+        cal = Calibration.from_dict(d["confidence"])
+        known = {f.name for f in fields(DecisionPolicy)}
+        policy = {k: float(v) for k, v in d.get("policy", {}).items()}
+        if not set(policy) <= known:
+            raise ValueError(f"unknown policy keys {sorted(set(policy) - known)}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise LibraryError(f"{section.technique} section: malformed calibration ({e})") from None
+    return cal, policy
 
 
 def fit_calibration(x: np.ndarray, y: np.ndarray) -> Calibration:

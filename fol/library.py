@@ -3,7 +3,8 @@
 Layout (``format = "fol-library"``, ``format_version = 1``)::
 
     /                     attrs: format, format_version, name, created, fol_version, sha256, description
-    /<technique>/         one group per technique ("raman", "ftir"); attrs: recipe (JSON)
+    /<technique>/         one group per technique ("raman", "ftir"); attrs: recipe (JSON),
+                          calibration (JSON, optional: ``fol library calibrate``, see fol.evaluation)
         grid              float64 [n]      the library grid (cm-1, increasing)
         processed         float32 [N, n]   recipe(raw spectrum): rows mean-centred, unit L2 norm (BLAS-ready)
         raw               float32 [N, n]   the reference spectra resampled onto the grid, before any other processing
@@ -15,8 +16,8 @@ Layout (``format = "fol-library"``, ``format_version = 1``)::
     /sticks/<name>/       optional (computed libraries): frequencies_cm1, ir_intensity_km_mol,
                           raman_activity_A4_amu; attrs smiles, method, warnings (JSON)
 
-``sha256`` is a hash of the content (every dataset's bytes and the recipe, in a fixed
-order), stored at build time and checked on load: a library whose content does not
+``sha256`` is a hash of the content (every dataset's bytes, the recipe and the
+calibration if any, in a fixed order), stored at build time and checked on load: a library whose content does not
 match its hash is refused unless the caller explicitly allows unverified libraries.
 Loading never recomputes spectra: the processed matrix is read as stored.
 """
@@ -56,6 +57,8 @@ class LibrarySection:
     provenance: list[str]
     source: list[str]
     recipe_json: str
+    #: per-library confidence calibration and decision threshold (JSON, ``fol library calibrate``); "" if none
+    calibration_json: str = ""
 
     def __len__(self) -> int:
         return len(self.names)
@@ -78,7 +81,7 @@ class LibrarySection:
         pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
         return LibrarySection(self.technique, self.grid, self.processed[idx], self.raw[idx], pick(self.names),
                               pick(self.classes), self.alarm[idx], pick(self.provenance), pick(self.source),
-                              self.recipe_json)
+                              self.recipe_json, self.calibration_json)
 
     def provenance_summary(self) -> dict[str, int]:
         """How many entries of each provenance kind (``imported:<file>`` counted as ``imported``)."""
@@ -147,6 +150,8 @@ def content_sha256(sections: dict[str, LibrarySection], sticks: dict[str, dict] 
         put("alarm", np.ascontiguousarray(s.alarm, dtype="u1").tobytes())
         for f in _STR_FIELDS:
             put(f, "\x1f".join(getattr(s, f)).encode())
+        if s.calibration_json:  # hashed only when present: files without one keep their hash
+            put("calibration", s.calibration_json.encode())
     for name in sorted(sticks or {}):
         st = sticks[name]
         put("sticks", name.encode())
@@ -198,6 +203,8 @@ def write_library(path: str | Path, sections: dict[str, LibrarySection], *, name
         for t, s in sections.items():
             g = f.create_group(t)
             g.attrs["recipe"] = s.recipe_json
+            if s.calibration_json:
+                g.attrs["calibration"] = s.calibration_json
             g.create_dataset("grid", data=s.grid.astype("<f8"))
             g.create_dataset("processed", data=s.processed.astype("<f4"), compression="gzip", shuffle=True)
             g.create_dataset("raw", data=s.raw.astype("<f4"), compression="gzip", shuffle=True)
@@ -250,7 +257,8 @@ def load_library(path: str | Path | None = None, *, allow_unverified: bool = Fal
                 sections[t] = LibrarySection(
                     t, g["grid"][()], np.ascontiguousarray(g["processed"][()]), g["raw"][()],
                     *(_strings(g[fld]) for fld in ("names", "classes")), g["alarm"][()].astype(bool),
-                    *(_strings(g[fld]) for fld in ("provenance", "source")), str(g.attrs["recipe"]))
+                    *(_strings(g[fld]) for fld in ("provenance", "source")), str(g.attrs["recipe"]),
+                    str(g.attrs.get("calibration", "")))
             sticks = {}
             if "sticks" in f:
                 for g in f["sticks"].values():

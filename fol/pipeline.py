@@ -8,10 +8,14 @@ combination of library entries, each component gets a calibrated confidence
 components but what the components leave unexplained looks like one, the class alarm
 (``fol.classalarm``, trained from the library on first need) adds an ``unlisted
 fentanyl-class compound``. ``analyse_spectrum`` is the one-spectrum convenience used
-by ``fol identify``. Both return result objects as in result-format.md.
+by ``fol identify``. Both return result objects as in result-format.md. A library
+section's own calibration (``fol library calibrate``) replaces the default confidence
+model and ``min_confidence`` for that technique (``Identifier.settings``).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,18 +28,34 @@ from .spectrum import Spectrum, SpectrumBatch
 START_HITS = 3
 
 
+def confident_analogue(comps: list[dict], min_confidence: float) -> bool:
+    """Whether a library fentanyl analogue with confidence ≥ ``min_confidence`` is among ``comps``."""
+    from .classalarm import ALARM_CLASS
+
+    return any(c["class"] == ALARM_CLASS and c["confidence"] >= min_confidence for c in comps)
+
+
 class Identifier:
+    """Analyses batches against one library.
+
+    ``policy`` and ``calibration``, when given, apply to every technique; otherwise a
+    library section that carries a calibration (``fol library calibrate``) supplies its
+    confidence model and ``min_confidence``, and the defaults (``DecisionPolicy()``,
+    ``fol.confidence.DEFAULT``) apply to sections without one.
+    """
+
     def __init__(self, library, *, mode: str = "pearson", k: int = 10, policy: DecisionPolicy | None = None,
                  mixture: bool = True, class_alarm: bool = True, mixture_policy=None, calibration=None):
         self.library = library
         self.mode = mode
         self.k = k
-        self.policy = policy or DecisionPolicy()
+        self.policy = policy
         self.mixture = mixture
         self.class_alarm = class_alarm
         self.mixture_policy = mixture_policy
         self.calibration = calibration
         self._prepared: dict[str, tuple] = {}
+        self._settings: dict[str, tuple] = {}
         ref = library.ref()
         ref["provenance"] = {t: s.provenance_summary() for t, s in library.sections.items()}
         self.library_ref = ref
@@ -54,12 +74,23 @@ class Identifier:
             self._prepared[technique] = (section, section.recipe, Searcher(section, self.mode), model)
         return self._prepared[technique]
 
-    def _components(self, section, model, y, mask, start) -> tuple[list[dict], dict]:
+    def settings(self, technique: str):
+        """(decision policy, confidence calibration) used for ``technique``: explicit, the section's, or default."""
+        if technique not in self._settings:
+            from .confidence import default_calibration, section_calibration
+
+            stored = section_calibration(self.library.section(technique))
+            policy = self.policy
+            if policy is None:
+                policy = replace(DecisionPolicy(), **stored[1]) if stored else DecisionPolicy()
+            self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration()))
+        return self._settings[technique]
+
+    def _components(self, section, model, calibration, y, mask, start) -> tuple[list[dict], dict]:
         """Components (result-format dicts, most abundant first) of one raw row, and fit details."""
-        from .confidence import default_calibration, features
+        from .confidence import features
 
         fit = model.fit(y, mask, start)
-        calibration = self.calibration or default_calibration()
         comps = []
         for i, c in enumerate(fit.components):
             j = c.row
@@ -69,18 +100,18 @@ class Identifier:
                           "fraction": round(c.fraction, 4), "confidence": round(conf, 4)})
         return comps, {"fit": fit}
 
-    def _class_alarm(self, section, recipe, y, fit, comps) -> dict | None:
+    def _class_alarm(self, section, recipe, pol, gate, y, fit, comps) -> dict | None:
         """The ``unlisted fentanyl-class compound`` component, if the class model calls what is left.
 
-        Only asked when no confident library analogue is among the components and the
-        components leave a real signal unexplained: at least ``class_min_unexplained`` of
-        the spectrum and an rms residual of at least ``class_min_excess`` times the noise.
+        Only asked when no library analogue with confidence ≥ ``gate`` is among the
+        components (``gate`` None: asked regardless, see ``evidence``) and the components
+        leave a real signal unexplained: at least ``class_min_unexplained`` of the
+        spectrum and an rms residual of at least ``class_min_excess`` times the noise.
         """
         from . import classalarm
         from .quality import noise_sigma
 
-        pol = self.policy
-        if any(c["class"] == classalarm.ALARM_CLASS for c in comps if c["confidence"] >= pol.min_confidence):
+        if gate is not None and confident_analogue(comps, gate):
             return None
         sigma = float(noise_sigma(y[None, :])[0])
         excess = np.sqrt(fit.rss / max(fit.residual.size, 1)) / sigma if sigma > 0 else np.inf
@@ -96,25 +127,37 @@ class Identifier:
             return None
         x = recipe.apply(SpectrumBatch(section.grid, left[None, :], section.technique), section.grid).data
         p = float(model.probability(x)[0])
-        if p < self.policy.class_threshold:
+        if p < pol.class_threshold:
             return None
         return {"name": classalarm.COMPONENT_NAME, "class": classalarm.ALARM_CLASS, "score": round(p, 4),
                 "alarm": True, "provenance": "class-model", "fraction": None, "confidence": round(p, 4),
                 "class_only": True}
 
-    def analyse(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0) -> list[dict]:
-        """One result per row of ``batch``; rows listed in ``batch.invalid`` get error results."""
+    def evidence(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0,
+                 gate: float | None | bool = True) -> list[dict]:
+        """Per row of ``batch``, what the decision is made from (``decide_row`` makes it).
+
+        A dict with ``where`` (result location keys) and either ``error`` or ``hits``,
+        ``gap``, ``second``, ``quality``, ``components`` (mixture components with
+        confidence, or None) and ``unlisted`` (the class alarm's component, or None).
+        The class alarm is asked as ``analyse`` does (``gate`` True: gated by the
+        policy's ``min_confidence``) or, with ``gate=None``, whatever the components'
+        confidence, so that one pass serves every threshold (``fol.evaluation``).
+        """
         from .quality import assess
 
         where = lambda i: dict(source=source, entry=entry, index=start_index + i,  # noqa: E731
                                technique=batch.technique, library_ref=self.library_ref)
         try:
             section, recipe, searcher, model = self._prepare(batch.technique)
+            pol, calibration = self.settings(batch.technique)
         except FolError as e:
-            return [error_result(str(e), **where(i)) for i in range(len(batch))]
-        results: list[dict | None] = [None] * len(batch)
+            return [{"where": where(i), "error": str(e)} for i in range(len(batch))]
+        if gate is True:
+            gate = pol.min_confidence
+        out: list[dict | None] = [None] * len(batch)
         for i, why in batch.invalid.items():
-            results[i] = error_result(f"spectrum cannot be analysed: {why}", **where(i))
+            out[i] = {"where": where(i), "error": f"spectrum cannot be analysed: {why}"}
         valid = np.array([i for i in range(len(batch)) if i not in batch.invalid], dtype=int)
         if valid.size:
             sub = batch if valid.size == len(batch) else SpectrumBatch(
@@ -124,18 +167,31 @@ class Identifier:
             found = searcher.search(processed.data, self.k)
             raw, mask = model.prepare(sub) if model is not None else (None, None)
             for r, i in enumerate(valid):
-                hits = searcher.hits(found, r)
                 second = searcher.hit(found.second[r], 0.0) if found.second[r] >= 0 else None
-                comps = None
+                comps = unlisted = None
                 if model is not None and r not in processed.invalid:
-                    comps, extra = self._components(section, model, raw[r], mask, found.indices[r, :START_HITS])
+                    comps, extra = self._components(section, model, calibration, raw[r], mask,
+                                                    found.indices[r, :START_HITS])
                     if self.class_alarm:
-                        unlisted = self._class_alarm(section, recipe, raw[r], extra["fit"], comps)
-                        if unlisted:
-                            comps.append(unlisted)
-                results[i] = decide(base_result(**where(int(i))), hits, float(found.gap[r]), second,
-                                    quality.row(r), self.policy, comps)
-        return results  # type: ignore[return-value]
+                        unlisted = self._class_alarm(section, recipe, pol, gate, raw[r], extra["fit"], comps)
+                out[i] = {"where": where(int(i)), "hits": searcher.hits(found, r), "gap": float(found.gap[r]),
+                          "second": second, "quality": quality.row(r), "components": comps, "unlisted": unlisted}
+        return out  # type: ignore[return-value]
+
+    def decide_row(self, ev: dict, policy: DecisionPolicy | None = None) -> dict:
+        """The result object for one row's ``evidence`` under ``policy`` (default: the technique's)."""
+        if "error" in ev:
+            return error_result(ev["error"], **ev["where"])
+        pol = policy or self.settings(ev["where"]["technique"])[0]
+        comps = ev["components"]
+        if comps is not None and ev["unlisted"] and not confident_analogue(comps, pol.min_confidence):
+            comps = comps + [ev["unlisted"]]
+        return decide(base_result(**ev["where"]), ev["hits"], ev["gap"], ev["second"], ev["quality"], pol, comps)
+
+    def analyse(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0) -> list[dict]:
+        """One result per row of ``batch``; rows listed in ``batch.invalid`` get error results."""
+        return [self.decide_row(ev) for ev in self.evidence(batch, source=source, entry=entry,
+                                                             start_index=start_index)]
 
     def analyse_spectrum(self, spectrum: Spectrum, *, source: str, entry: str, index: int = 0) -> dict:
         return self.analyse(spectrum.as_batch(), source=source, entry=entry, start_index=index)[0]

@@ -1,4 +1,4 @@
-"""``fol library``: build, import, inspect, verify, re-render and export reference libraries."""
+"""``fol library``: build, import, inspect, verify, re-render, export and calibrate reference libraries."""
 
 from __future__ import annotations
 
@@ -69,6 +69,21 @@ def register(sub) -> None:
     q.add_argument("--ftir-resolution", type=float, metavar="CM1")
     q.add_argument("--excitation", type=float, default=785.0, metavar="NM", help="Raman excitation (default 785)")
     q.set_defaults(func=run_render)
+
+    q = lsub.add_parser("calibrate", help="fit this library's confidence calibration and threshold (simulated data)",
+                        description="Simulate labelled spectra from the library itself (development seed), fit the "
+                                    "per-component confidence calibration and choose min_confidence (false alarms "
+                                    "<= 1 %%, best fentanyl-class sensitivity at 5 %%); store them in the library, "
+                                    "per technique, covered by its content hash.")
+    q.add_argument("library", nargs="?", metavar="LIB", help="library file (default: the shipped library)")
+    q.add_argument("--technique", choices=("raman", "ftir"), help="default: every technique of the library")
+    q.add_argument("--seed", type=int, default=1234, help="development seed (default 1234; 2026 is refused)")
+    q.add_argument("--n", type=int, default=3, help="spectra per condition for the threshold (default 3)")
+    q.add_argument("--max-false-alarm", type=float, default=0.01, metavar="RATE",
+                   help="false-alarm limit on the development data for choosing min_confidence (default 0.01)")
+    q.add_argument("--spectra", type=int, default=600, help="simulated samples for the confidence fit (default 600)")
+    q.add_argument("--out", metavar="LIB2.h5", help="write a calibrated copy here (default: in place)")
+    q.set_defaults(func=run_calibrate)
 
 
 def _load(args):
@@ -163,4 +178,37 @@ def run_render(args) -> int:
     sha = render_library(lib, args.out, raman_fwhm=args.raman_resolution or args.resolution,
                          ftir_fwhm=args.ftir_resolution or args.resolution, excitation_nm=args.excitation)
     print(f"wrote {args.out}; sha256 {sha}")
+    return 0
+
+
+def run_calibrate(args) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..evaluation import EVAL_SEED, calibrate_section, store_calibrations
+    from ..paths import default_library
+
+    if args.seed == EVAL_SEED:
+        raise UsageError(f"--seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed (1234)")
+    src = Path(args.library) if args.library else default_library()
+    lib = _load(argparse.Namespace(library=str(src)))
+    techniques = [args.technique] if args.technique else list(lib.techniques)
+    records = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in techniques:
+            rec = calibrate_section(lib, t, Path(tmp), seed=args.seed, n=args.n, n_spectra=args.spectra,
+                                    max_false_alarm=args.max_false_alarm)
+            dev = rec["development"]
+            print(f"{t}: min_confidence {rec['policy']['min_confidence']:.2f}; development seed {args.seed}: "
+                  f"false alarms {dev['false_alarm'][0]}/{dev['false_alarm'][1]}, fentanyl-class alarm at 5 % "
+                  f"{dev['sensitivity_5pct'][0]}/{dev['sensitivity_5pct'][1]}, at 10 % "
+                  f"{dev['sensitivity_10pct'][0]}/{dev['sensitivity_10pct'][1]}, ECE {dev['ece_reported']:.3f}")
+            records[t] = rec
+    out = Path(args.out) if args.out else src
+    if out != src:
+        shutil.copyfile(src, out)
+    sha = store_calibrations(out, records)
+    print(f"wrote {out}; sha256 {sha}")
     return 0
