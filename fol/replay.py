@@ -1,146 +1,580 @@
-"""Replay recordings through the pipeline: streaming, one result per spectrum, in order.
+"""Replay recordings through the pipeline at scale: streaming, parallel, resumable, in order.
 
-``replay`` reads every entry and every row of stacked entries chunk by chunk (memory
-is bounded by the chunk size, not the file size), analyses each chunk as one batch,
-hands each result to ``sink`` in input order and keeps a running ``Summary``. A
-corrupt entry is reported (an error result and a line on stderr) and skipped; it
-never aborts the run.
+The work is planned first (``plan``): every entry of every recording, in the order of
+recording-format.md, cut into *tasks* of at most ``chunk_rows`` spectra (whole small
+entries are grouped, stacks are cut into row ranges). A task names rows, it carries
+no data: whoever runs it (``run_task``) opens the recording, reads those rows and
+analyses them as batches. Tasks are dispatched in order to one of three executors,
+and their outputs are consumed in the same order, so the JSON Lines output is the
+same, byte for byte, whichever runs them:
+
+* in-process (``workers=1``);
+* ``workers=N``: a pool of N spawned processes; each loads the library once
+  (``_init_process``) and limits BLAS to one thread, since the processes already
+  fill the cores;
+* ``dask``: a Dask cluster (``"local"`` starts a ``LocalCluster`` of ``workers``
+  single-threaded processes); the recordings and the library must be readable at
+  the same paths on every worker.
+
+At most ``2 x workers`` tasks are in flight, so memory stays bounded whatever the
+size of the input. Scores do not depend on how spectra are batched
+(``fol.search.top_k``), so neither does any result.
+
+A corrupt file or entry never aborts the run: its spectra get error results (one per
+row; one per entry or file when not even its structure can be read), a line on
+stderr says what was skipped, and the run goes on. ``--resume`` continues from a
+JSON Lines file an interrupted run left: its complete lines must be the first results
+of this plan (checked line by line); a partial last line is cut off; the spectra it
+already holds are not analysed again, only their ground truth and earlier results
+are read back, so the summary covers the whole input.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
-from .catalogue import Catalogue, load_catalogue
 from .decide import error_result
-from .errors import FolError
+from .errors import FolError, FormatError, LibraryError, UsageError
+from .metrics import Metrics
+from .recording import Recording
+from .regression import Regression
+
+CHUNK_ROWS = 2048
+#: spectra of each kind kept (in input order) for the report's plots
+KEEP_PER_KIND = 50
+#: recordings a worker keeps open
+OPEN_RECORDINGS = 4
+
+
+# ----------------------------------------------------------------------------- opening recordings
+
+
+class TolerantRecording(Recording):
+    """A recording whose structurally invalid entries are skipped instead of refusing the file.
+
+    ``skipped`` lists ``(entry name, message)``. A file that is not a readable fol
+    recording at all still raises ``FormatError``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.skipped: list[tuple[str, str]] = []
+        try:
+            super().__init__(path)
+            return
+        except FormatError as e:
+            whole_file = e
+        from . import recording as rf
+
+        try:
+            f = rf.h5py.File(str(path), "r")
+        except OSError:
+            raise whole_file from None
+        try:
+            rf._check_root(f, str(path))
+            infos = []
+            for name, group in f.items():
+                if isinstance(group, rf.h5py.Group) and rf._nx_class(group) == "NXentry":
+                    try:
+                        infos.append(rf._entry_info(name, group))
+                    except ValueError as e:
+                        self.skipped.append((name, f"{path}, entry {name!r}: {e}"))
+        except BaseException:
+            f.close()
+            raise
+        self.path, self._catalogue, self._file = str(path), None, f
+        self.entries = sorted(infos, key=rf._entry_order)
+        self._by_name = {e.name: e for e in self.entries}
+        self.skipped.sort()
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows ``[start, stop)`` of one entry, or an entry/file known to be unreadable (``error``)."""
+
+    entry: str
+    start: int
+    stop: int
+    error: str | None = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Task:
+    """Consecutive parts of one recording; ``first`` is the position of its first spectrum in the run."""
+
+    path: str
+    parts: tuple[Part, ...]
+    first: int
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+
+def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS) -> list[Task]:
+    """The tasks of a run, in output order.
+
+    A file that cannot be opened is one error part (``entry ""``, row 0); an entry
+    whose structure is invalid is one error part (row 0), placed before the file's
+    readable entries.
+    """
+    if chunk_rows < 1:
+        raise UsageError("the chunk size must be at least 1")
+    tasks: list[Task] = []
+    first = 0
+    for path in map(str, paths):
+        try:
+            rec = TolerantRecording(path)
+        except FolError as e:
+            parts = [Part("", 0, 1, str(e))]
+        else:
+            with rec:
+                parts = [Part(name, 0, 1, msg) for name, msg in rec.skipped]
+                parts += [Part(e.name, a, min(a + chunk_rows, e.n_rows))
+                          for e in rec.entries for a in range(0, e.n_rows, chunk_rows)]
+        group: list[Part] = []
+        for part in parts:
+            if group and sum(map(len, group)) + len(part) > chunk_rows:
+                tasks.append(Task(path, tuple(group), first))
+                first += len(tasks[-1])
+                group = []
+            group.append(part)
+        if group:
+            tasks.append(Task(path, tuple(group), first))
+            first += len(tasks[-1])
+    return tasks
+
+
+# ----------------------------------------------------------------------------- running a task (any process)
+
+
+@dataclass(frozen=True)
+class LibrarySpec:
+    """How a worker loads the library: path, the hash it must have, identifier options.
+
+    ``options`` are further ``Identifier`` keyword arguments as ``((name, value), ...)``
+    (hashable, so a worker can tell whether its cached Identifier fits).
+    """
+
+    path: str
+    sha256: str
+    allow_unverified: bool = False
+    mode: str = "pearson"
+    k: int = 10
+    options: tuple = ()
 
 
 @dataclass
-class Summary:
-    n: int = 0
-    verdicts: Counter = field(default_factory=Counter)
-    alarms: int = 0
-    errors: int = 0
-    labelled: int = 0
-    pure: int = 0
-    top1_correct: int = 0
-    alarm_tp: int = 0
-    alarm_fn: int = 0
-    alarm_fp: int = 0
-    alarm_tn: int = 0
+class TaskOutput:
+    """Per spectrum of a task: result (None when not analysed), ground truth, earlier result; and messages."""
 
-    def add(self, result: dict, expected: dict | None, catalogue: Catalogue) -> None:
+    results: list = field(default_factory=list)
+    expected: list = field(default_factory=list)
+    previous: list = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+_lock = threading.Lock()
+_state: dict = {"spec": None, "identifier": None}
+_recordings: OrderedDict[str, Recording] = OrderedDict()
+
+
+def _identifier(spec: LibrarySpec):
+    """This process's Identifier for ``spec``, loaded once (and checked against the run's library hash)."""
+    with _lock:
+        if _state["spec"] != spec:
+            from .library import load_library
+            from .pipeline import Identifier
+
+            library = load_library(spec.path, allow_unverified=spec.allow_unverified)
+            if library.sha256 != spec.sha256:
+                raise LibraryError(f"{spec.path}: library content {library.sha256[:12]} differs from the "
+                                   f"{spec.sha256[:12]} this run started with (changed, or another file at that path)")
+            _state.update(spec=spec, identifier=Identifier(library, mode=spec.mode, k=spec.k, **dict(spec.options)))
+        return _state["identifier"]
+
+
+def use_identifier(spec: LibrarySpec, identifier) -> None:
+    """Make this process use an Identifier already loaded for ``spec`` (the in-process executor)."""
+    with _lock:
+        _state.update(spec=spec, identifier=identifier)
+
+
+def _recording(path: str) -> Recording:
+    """An open recording, kept for the next tasks of the same file (a few files at a time)."""
+    with _lock:
+        rec = _recordings.pop(path, None) or TolerantRecording(path)
+        _recordings[path] = rec
+        while len(_recordings) > OPEN_RECORDINGS:
+            _recordings.popitem(last=False)[1].close()
+        return rec
+
+
+def _limit_threads() -> None:
+    """One BLAS thread per worker process: the processes already occupy the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _init_process(spec: LibrarySpec) -> None:
+    """Worker start-up: one BLAS thread, the library loaded once. A library that fails to
+    load is left for the first task to report (a failing initializer only says the pool broke)."""
+    _limit_threads()
+    try:
+        _identifier(spec)
+    except FolError:
+        pass
+
+
+def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
+    """Read and (if ``analyse``) analyse the spectra of a task; never raises for bad data.
+
+    A part that cannot be read or analysed yields error results for its rows and a
+    message. Only a library that cannot be loaded raises (nothing could be analysed).
+    """
+    identifier = _identifier(spec) if analyse else None
+    out = TaskOutput()
+
+    def failed(part: Part, message: str, technique: str = "") -> None:
+        for i in range(part.start, part.stop):
+            out.results.append(error_result(message, source=task.path, entry=part.entry, index=i,
+                                            technique=technique, library_ref=identifier.library_ref)
+                               if analyse else None)
+        out.expected.extend([None] * len(part))
+        out.previous.extend([None] * len(part))
+
+    for part in task.parts:
+        if part.error:
+            failed(part, part.error)
+            out.messages.append(f"{part.error} (skipped)")
+            continue
+        try:
+            chunk = _recording(task.path).read(part.entry, part.start, part.stop)
+        except (FolError, OSError, ValueError) as e:
+            failed(part, str(e))
+            out.messages.append(f"{e} (rows {part.start}-{part.stop - 1} of entry {part.entry!r} skipped)")
+            continue
+        n = len(part)
+        if analyse:
+            try:
+                out.results.extend(identifier.analyse(chunk.batch, source=task.path, entry=part.entry,
+                                                      start_index=part.start))
+            except Exception as e:  # a bug or unforeseen data must not end a run over millions of spectra
+                message = f"{task.path}, entry {part.entry!r}: analysis failed ({type(e).__name__}: {e})"
+                out.results.extend(error_result(message, source=task.path, entry=part.entry, index=i,
+                                                technique=chunk.batch.technique, library_ref=identifier.library_ref)
+                                   for i in range(part.start, part.stop))
+                out.messages.append(message)
+        else:
+            out.results.extend([None] * n)
+        out.expected.extend(chunk.expected or [None] * n)
+        out.previous.extend(chunk.results or [None] * n)
+    return out
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+def _in_order(submit: Callable, tasks: Iterable[Task], window: int) -> Iterator[tuple[Task, TaskOutput]]:
+    """Submit tasks keeping at most ``window`` in flight; yield outputs in task order."""
+    pending: deque = deque()
+    for task in tasks:
+        pending.append((task, submit(task)))
+        if len(pending) >= window:
+            t, fut = pending.popleft()
+            yield t, fut.result()
+    while pending:
+        t, fut = pending.popleft()
+        yield t, fut.result()
+
+
+_WORKER_DIED = ("a worker process died (out of memory, or killed); the results written so far are complete: "
+                "run the same command with --resume to continue")
+
+
+class _Done:
+    """A completed 'future' for the in-process executor."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def execute(tasks: list[Task], spec: LibrarySpec, *, workers: int = 1,
+            dask: str | None = None) -> Iterator[tuple[Task, TaskOutput]]:
+    """Run tasks in-process, on ``workers`` processes, or on Dask; outputs in task order."""
+    if dask:
+        yield from _execute_dask(tasks, spec, dask, workers)
+    elif workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_process, initargs=(spec,))
+        try:
+            yield from _in_order(lambda t: pool.submit(run_task, spec, t), tasks, 2 * workers)
+        except BrokenProcessPool:
+            raise FolError(_WORKER_DIED) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        yield from _in_order(lambda t: _Done(run_task(spec, t)), tasks, 1)
+
+
+def _execute_dask(tasks: list[Task], spec: LibrarySpec, address: str, workers: int):
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    if address == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+        client.run(_limit_threads)
+    else:
+        cluster, client = None, Client(address)
+    try:
+        from distributed.scheduler import KilledWorker
+
+        n = max(1, len(client.scheduler_info().get("workers", {})))
+        yield from _in_order(lambda t: client.submit(run_task, spec, t, pure=False), tasks, 2 * n)
+    except KilledWorker:
+        raise FolError(_WORKER_DIED) from None
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+class Summary:
+    """Counts, QA metrics, regression diff, and the spectra worth a plot, over a whole run."""
+
+    KINDS = ("problem", "changed", "alarm")
+
+    def __init__(self, catalogue, library_ref: dict, keep: int = KEEP_PER_KIND):
+        self.library_ref = library_ref
+        self.n = 0
+        self.verdicts: Counter = Counter()
+        self.alarms = 0
+        self.cautions = 0
+        self.errors = 0
+        self.metrics = Metrics(catalogue)
+        self.regression = Regression()
+        self.keep = keep
+        #: per kind, up to ``keep`` flagged spectra: {"result", "expected", "previous", "reasons"}
+        self.flagged: dict[str, list[dict]] = {k: [] for k in self.KINDS}
+        self.flagged_total: Counter = Counter()
+        self.resumed = 0
+        self.elapsed = 0.0
+
+    def add(self, result: dict, expected: dict | None, previous: dict | None) -> None:
         self.n += 1
         self.verdicts[result["verdict"]] += 1
         self.alarms += bool(result["alarm"])
+        self.cautions += bool(result.get("possible_alarm_classes")) and not result["alarm"]
         self.errors += "error" in result
-        if expected is None:
+        problem = self.metrics.add(result, expected)
+        change = self.regression.add(previous, result)
+        if "error" in result:
             return
-        self.labelled += 1
-        truth = {catalogue.resolve(k) or k for k in expected}
-        should_alarm = any(n in catalogue and catalogue[n].alarm for n in truth)
-        if should_alarm:
-            self.alarm_tp += bool(result["alarm"])
-            self.alarm_fn += not result["alarm"]
-        else:
-            self.alarm_fp += bool(result["alarm"])
-            self.alarm_tn += not result["alarm"]
-        if len(truth) == 1:
-            self.pure += 1
-            top = result["components"][0]["name"] if result["components"] else None
-            self.top1_correct += top in truth
+        reasons = [r for r in (problem, change and "changed: " + ", ".join(change["changed"]),
+                               "alarm" if result["alarm"] else None,
+                               "caution" if result.get("possible_alarm_classes") else None) if r]
+        kind = "problem" if problem else "changed" if change else "alarm" if len(reasons) else None
+        if kind:
+            self.flagged_total[kind] += 1
+            if len(self.flagged[kind]) < self.keep:
+                self.flagged[kind].append({"result": result, "expected": expected, "previous": previous,
+                                           "reasons": reasons})
 
     def lines(self) -> list[str]:
         out = [f"spectra: {self.n}  " + "  ".join(f"{k}: {v}" for k, v in sorted(self.verdicts.items())),
-               f"alarms: {self.alarms}  errors: {self.errors}"]
-        if self.labelled:
-            pos, neg = self.alarm_tp + self.alarm_fn, self.alarm_fp + self.alarm_tn
-            sens = f"{self.alarm_tp / pos:.1%} ({self.alarm_tp}/{pos})" if pos else "n/a"
-            spec = f"{self.alarm_tn / neg:.1%} ({self.alarm_tn}/{neg})" if neg else "n/a"
-            out.append(f"labelled: {self.labelled}  alarm sensitivity: {sens}  specificity: {spec}")
-            if self.pure:
-                out.append(f"top-1 accuracy on single-substance samples: "
-                           f"{self.top1_correct / self.pure:.1%} ({self.top1_correct}/{self.pure})")
+               f"alarms: {self.alarms}  cautions (alarm class not ruled out): {self.cautions}  errors: {self.errors}"]
+        out += self.metrics.lines()
+        out += self.regression.lines()
+        done = self.n - self.resumed
+        if done and self.elapsed > 0:
+            out.append(f"analysed {done} spectra in {self.elapsed:.1f} s ({done / self.elapsed:,.0f}/s)"
+                       + (f"; {self.resumed} taken from the resumed output" if self.resumed else ""))
+        elif self.resumed:
+            out.append(f"nothing left to analyse: all {self.resumed} results were in the resumed output")
         return out
 
 
-class Progress:
-    """A one-line progress report on stderr (rate and ETA), only on a terminal."""
+# ----------------------------------------------------------------------------- progress
 
-    def __init__(self, total: int | None, stream=sys.stderr):
-        self.total, self.stream = total, stream
-        self.enabled = stream.isatty()
+
+class Progress:
+    """A one-line progress bar on stderr with rate and ETA; silent unless stderr is a terminal."""
+
+    WIDTH = 24
+
+    def __init__(self, total: int, done: int = 0, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.total, self.start, self.done = total, done, done
         self.t0 = self.last = time.monotonic()
-        self.done = 0
 
     def update(self, n: int) -> None:
         self.done += n
         now = time.monotonic()
-        if self.enabled and (now - self.last > 0.5 or (self.total and self.done >= self.total)):
-            self.last = now
-            rate = self.done / max(now - self.t0, 1e-9)
-            if self.total:
-                eta = (self.total - self.done) / rate if rate else 0
-                msg = f"\r{self.done}/{self.total} spectra  {rate:,.0f}/s  ETA {eta:,.0f} s "
-            else:
-                msg = f"\r{self.done} spectra  {rate:,.0f}/s "
-            self.stream.write(msg)
-            self.stream.flush()
+        if not self.enabled or (now - self.last < 0.25 and self.done < self.total):
+            return
+        self.last = now
+        rate = (self.done - self.start) / max(now - self.t0, 1e-9)
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(frac * self.WIDTH)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        self.stream.write(f"\r[{bar:<{self.WIDTH}}] {self.done:,}/{self.total:,} {frac:4.0%}  "
+                          f"{rate:,.0f} spectra/s  ETA {_clock(eta)} ")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.enabled:
             self.stream.write("\n")
+            self.stream.flush()
 
 
-def replay(paths: Iterable[str], identifier, sink: Callable[[dict], None], *, chunk_rows: int = 2048,
-           catalogue: Catalogue | None = None, progress: bool = True) -> Summary:
-    from .recording import Recording
+def _clock(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
-    catalogue = catalogue or load_catalogue()
-    summary = Summary()
-    paths = list(paths)
-    recs = []
-    total = 0
-    for p in paths:
-        try:
-            rec = Recording(p)
-        except FolError as e:
-            print(f"fol: error: {e} (skipped)", file=sys.stderr)
-            res = error_result(str(e), source=str(p), entry="", index=0, technique="", library_ref=identifier.library_ref)
-            sink(res)
-            summary.add(res, None, catalogue)
-            continue
-        recs.append((p, rec))
-        total += sum(e.n_rows for e in rec.entries)
-    bar = Progress(total) if progress else None
-    for p, rec in recs:
-        with rec:
-            for info in rec.entries:
-                done = 0  # rows of this entry already emitted
-                try:
-                    for chunk in rec.iter_chunks(chunk_rows, entries=[info]):
-                        results = identifier.analyse(chunk.batch, source=str(p), entry=info.name,
-                                                     start_index=chunk.start)
-                        for i, res in enumerate(results):
-                            sink(res)
-                            summary.add(res, chunk.expected[i] if chunk.expected else None, catalogue)
-                        done = chunk.start + len(results)
-                        if bar:
-                            bar.update(len(results))
-                except FolError as e:  # a corrupt entry: report, emit error results for its rows, go on
-                    print(f"fol: error: {e} (rest of entry skipped)", file=sys.stderr)
-                    for i in range(done, max(info.n_rows, done + 1)):
-                        res = error_result(str(e), source=str(p), entry=info.name, index=i,
-                                           technique=info.technique, library_ref=identifier.library_ref)
-                        sink(res)
-                        summary.add(res, None, catalogue)
-                    if bar:
-                        bar.update(info.n_rows - done)
-    if bar:
-        bar.close()
+
+# ----------------------------------------------------------------------------- resume
+
+
+def prepare_resume(path: str | Path) -> int:
+    """Cut a partial last line off an interrupted JSON Lines output; return its complete lines.
+
+    A complete line that is not a JSON object means the file is not a replay output:
+    refused rather than overwritten.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as f:
+        data_end = f.seek(0, os.SEEK_END)
+        keep = 0
+        if data_end:
+            # find the end of the last complete line without reading the whole file
+            pos, tail = data_end, b""
+            while pos > 0 and b"\n" not in tail:
+                step = min(pos, 1 << 16)
+                pos -= step
+                f.seek(pos)
+                tail = f.read(step) + tail
+            keep = pos + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+        if keep < data_end:
+            f.truncate(keep)
+    count = 0
+    with open(path, encoding="utf-8") as f:
+        for count, line in enumerate(f, 1):
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except json.JSONDecodeError:
+                ok = False
+            if not ok:
+                raise UsageError(f"{path}, line {count}: not a result object; cannot resume from this file")
+    return count
+
+
+def _check_resumed(line_no: int, old: dict, task: Task, row: int, path) -> None:
+    """The resumed line must be the result of the spectrum this run puts there."""
+    where = _row_identity(task, row)
+    got = (old.get("source"), old.get("entry"), old.get("index"))
+    if got != where:
+        raise UsageError(f"{path}, line {line_no}: holds {got[0]}#{got[1]}[{got[2]}] but this run puts "
+                         f"{where[0]}#{where[1]}[{where[2]}] there: resume with the same inputs, "
+                         "or start a new output")
+
+
+def _row_identity(task: Task, row: int) -> tuple[str, str, int]:
+    for part in task.parts:
+        if row < len(part):
+            return task.path, part.entry, part.start + row
+        row -= len(part)
+    raise IndexError(row)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[[str], None], *,
+           workers: int = 1, dask: str | None = None, chunk_rows: int = CHUNK_ROWS,
+           resume_lines: Iterator[str] | None = None, resume_count: int = 0,
+           catalogue=None, progress: bool = True, flush: Callable[[], None] | None = None) -> Summary:
+    """Replay recordings; ``write`` gets one JSON line per spectrum, in input order.
+
+    ``identifier`` (loaded from ``spec``) serves the in-process executor and gives the
+    library reference. With ``resume_count`` > 0, ``resume_lines`` yields the lines an
+    earlier run wrote for the first ``resume_count`` spectra; they are checked, counted
+    and not written again. ``flush`` is called after each task's lines are written.
+    """
+    from .catalogue import load_catalogue
+
+    summary = Summary(catalogue or load_catalogue(), identifier.library_ref)
+    use_identifier(spec, identifier)
+    tasks = plan(paths, chunk_rows)
+    total = sum(map(len, tasks))
+    if resume_count > total:
+        raise UsageError(f"the output already holds {resume_count} results but the inputs have {total} spectra")
+    summary.resumed = resume_count
+    bar = Progress(total, resume_count) if progress else None
+    t0 = time.monotonic()
+    line_no = 0
+    done_tasks = [t for t in tasks if t.first + len(t) <= resume_count]
+    todo = tasks[len(done_tasks):]
+    try:
+        # spectra already in the output: ground truth and earlier results only
+        for task in done_tasks:
+            out = run_task(spec, task, analyse=False)
+            for row, (expected, previous) in enumerate(zip(out.expected, out.previous)):
+                line_no += 1
+                old = json.loads(next(resume_lines))
+                _check_resumed(line_no, old, task, row, getattr(resume_lines, "name", "output"))
+                summary.add(old, expected, previous)
+        for task, out in execute(todo, spec, workers=workers, dask=dask):
+            for message in out.messages:
+                print(f"fol: error: {message}", file=sys.stderr)
+            lines = []
+            for row, (result, expected, previous) in enumerate(zip(out.results, out.expected, out.previous)):
+                if task.first + row < resume_count:  # the task straddles the resume point
+                    line_no += 1
+                    old = json.loads(next(resume_lines))
+                    _check_resumed(line_no, old, task, row, getattr(resume_lines, "name", "output"))
+                    summary.add(old, expected, previous)
+                    continue
+                lines.append(json.dumps(result) + "\n")
+                summary.add(result, expected, previous)
+            write("".join(lines))
+            if flush:
+                flush()
+            if bar:
+                bar.update(len(task) - max(0, min(len(task), resume_count - task.first)))
+    finally:
+        if bar:
+            bar.close()
+        summary.elapsed = time.monotonic() - t0
     return summary

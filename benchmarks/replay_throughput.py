@@ -1,0 +1,257 @@
+"""Benchmark: end-to-end replay throughput, and where the time goes.
+
+Builds a 10,000-entry Raman library (the catalogue's substances, four instrument
+variants each, plus synthetic compounds up to the size; Lorentzian bands, half of
+them at shared positions, on a small baseline; processed by the default recipe) and
+a stacked recording of 20,000 spectra simulated from it by the simulated analyzer's
+measurement model (``drivers.simulator.model.simulate_batch``: detector response,
+fluorescence, shot/read noise, cosmic rays, calibration error): single substances,
+binary mixtures of a controlled substance with a cutting agent, and blanks, with
+ground truth.
+
+Then, in the same run (ratios against the 1-worker run of the same configuration):
+
+* ``fol.replay.replay`` end to end (plan, read, quality, preprocess, search, decide,
+  metrics, JSON Lines written to disk) with 1 and 2 worker processes, for the
+  single-substance pipeline (``Identifier(mixture=False, class_alarm=False)``: read
+  -> preprocess -> search -> decide -> write, the target's definition) on all
+  spectra, and for the full default pipeline (mixture analysis and class alarm on)
+  on ``--subset`` spectra;
+* a straightforward peer pipeline, RamanSPy-style: per spectrum Whitaker-Hayes
+  despiking, interpolation onto the library grid, Savitzky-Golay smoothing,
+  pybaselines imodpoly, min-max normalisation, then ``scipy.stats.pearsonr`` in a
+  Python loop over the 10,000 library rows, on ``--peer`` spectra (extrapolated);
+* a cProfile of an in-process run of ``--profile`` spectra, split by stage.
+
+Targets: >= 2,000 spectra/s on 2 cores; >= 20x the peer pipeline.
+
+Run: python benchmarks/replay_throughput.py [--spectra 20000] [--subset 1000] [--peer 20] [--profile 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_scale import band_parameters, machine, render  # noqa: E402
+
+SINGLE_SUBSTANCE = (("mixture", False), ("class_alarm", False))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_library(path: Path, size: int, seed: int):
+    """A ``size``-entry Raman library file; returns its section."""
+    from fol.catalogue import load_catalogue
+    from fol.library import make_section, write_library
+    from fol.preprocess import default_grid, default_recipe
+
+    rng = np.random.default_rng(seed)
+    cat = load_catalogue()
+    grid = default_grid("raman")
+    known = [s for s in cat]
+    variants = 4
+    n_other = size - variants * len(known)
+    params = band_parameters(len(known) + n_other, grid[0], grid[-1], rng, n_bands=10)
+    names, classes, alarm, rows = [], [], [], []
+    for v in range(variants):  # each catalogue substance as four instruments saw it
+        c, h, w = (p[:len(known)] for p in params)
+        rows.append(render(grid, c + rng.normal(0, 1.0), h * rng.uniform(0.9, 1.1, h.shape), w * rng.uniform(0.9, 1.15)))
+        names += [s.name for s in known]
+        classes += [s.cls for s in known]
+        alarm += [s.alarm for s in known]
+    rows.append(render(grid, *(p[len(known):] for p in params)))
+    names += [f"compound-{i:05d}" for i in range(n_other)]
+    classes += ["other"] * n_other
+    alarm += [False] * n_other
+    raw = np.vstack(rows) + 0.05 + 0.02 * rng.random((size, 1)) * np.linspace(0, 1, grid.size)
+    section = make_section("raman", grid, raw, names, classes, alarm, ["measured"] * size, ["synthetic"] * size,
+                           default_recipe("raman"))
+    write_library(path, {"raman": section}, name="benchmark-10k")
+    return section
+
+
+def build_recording(path: Path, section, n: int, seed: int, per_sample: int = 100) -> None:
+    """``n`` simulated spectra in one stacked entry, with ground truth."""
+    from drivers.simulator.model import ReferenceSet, make_instrument, simulate_batch
+    from fol.catalogue import load_catalogue
+    from fol.recording import RecordingWriter
+
+    rng = np.random.default_rng(seed)
+    cat = load_catalogue()
+    refset = ReferenceSet.from_library(section)
+    instrument = make_instrument("raman", 1)
+    controlled = [s.name for s in cat if s.alarm]
+    cutting = [s.name for s in cat if not s.alarm]
+    with RecordingWriter(path, "w") as w:
+        stack = w.create_stack("replay", instrument.axis, "raman", "counts", instrument=instrument.metadata())
+        for a in range(0, n, per_sample):
+            kind = rng.random()
+            if kind < 0.6:
+                spec = str(rng.choice(controlled + cutting))
+            elif kind < 0.9:
+                spec = f"{rng.choice(controlled)}:0.3,{rng.choice(cutting)}:0.7"
+            else:
+                spec = "blank"
+            batch = simulate_batch(refset, spec, min(per_sample, n - a), rng, instrument=instrument)
+            truth = {k: v for k, v in batch.metadata["sample"].items() if v}
+            stack.append(np.asarray(batch.intensity, np.float32), [truth] * len(batch))
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_replay(recording: Path, library_path: Path, workers: int, options: tuple, out: Path):
+    """One end-to-end replay (library load and worker start-up included); (wall s, CPU s, summary)."""
+    from fol.library import load_library
+    from fol.pipeline import Identifier
+    from fol.replay import LibrarySpec, replay
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    library = load_library(library_path)
+    spec = LibrarySpec(str(library_path), library.sha256, options=options)
+    identifier = Identifier(library, **dict(options))
+    with open(out, "w", encoding="utf-8") as f:
+        summary = replay([recording], identifier, spec, f.write, workers=workers, progress=False)
+    return time.perf_counter() - t0, cpu_seconds() - c0, summary
+
+
+def peer_identify(x, y, grid, library_rows):
+    """RamanSPy-style per-spectrum pipeline and a pearsonr loop over the library; returns the best row."""
+    from pybaselines import Baseline
+    from scipy.signal import savgol_filter
+    from scipy.stats import pearsonr
+
+    d = np.diff(y)
+    z = 0.6745 * (d - np.median(d)) / max(np.median(np.abs(d - np.median(d))), 1e-12)
+    spikes = np.flatnonzero(np.abs(z) > 6) + 1
+    y = y.copy()
+    for i in spikes:  # Whitaker-Hayes: replace by the mean of the neighbours that are not spikes
+        near = [j for j in range(max(0, i - 3), min(len(y), i + 4)) if j not in set(spikes)]
+        y[i] = np.mean(y[near]) if near else y[i]
+    y = np.interp(grid, x, y)
+    y = savgol_filter(y, 7, 3)
+    y = y - Baseline(x_data=grid).imodpoly(y, poly_order=5, tol=0.01)[0]
+    y = (y - y.min()) / (y.max() - y.min())
+    scores = [pearsonr(y, row)[0] for row in library_rows]
+    return int(np.argmax(scores))
+
+
+def stage_table(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Cumulative seconds of each pipeline stage, from a profile of an in-process replay."""
+    table = stats.stats
+
+    def cum(module: str, name: str, caller: str | None = None) -> float:
+        total = 0.0
+        for (file, _, func), (_, _, _, ct, callers) in table.items():
+            if func == name and file.replace(os.sep, "/").endswith(module):
+                total += ct if caller is None else sum(v[3] for (_, _, c), v in callers.items() if c == caller)
+        return total
+
+    rows = [("read recording (h5py)", cum("fol/recording.py", "read")),
+            ("quality checks", cum("fol/quality.py", "assess"))]
+    for step in ("fill_nan", "despike", "resample", "baseline", "smooth", "normalize"):
+        rows.append((f"preprocess: {step}", cum("fol/preprocess.py", step, caller="_run")))
+    rows += [("search (GEMM + exact top-k)", cum("fol/search.py", "search")),
+             ("hit lists", cum("fol/search.py", "hits")),
+             ("mixture analysis", cum("fol/pipeline.py", "_components")),
+             ("class alarm", cum("fol/pipeline.py", "_class_alarm")),
+             ("decision", cum("fol/decide.py", "decide")),
+             ("JSON serialisation", cum("json/__init__.py", "dumps")),
+             ("summary: metrics, regression", cum("fol/replay.py", "add"))]
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spectra", type=int, default=20_000)
+    ap.add_argument("--library-size", type=int, default=10_000)
+    ap.add_argument("--subset", type=int, default=300, help="spectra for the full (mixture) pipeline")
+    ap.add_argument("--peer", type=int, default=20, help="spectra through the peer pipeline")
+    ap.add_argument("--profile", type=int, default=2_048, help="spectra in the profiled run")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workdir", help="keep the generated files here (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    from fol.recording import Recording, RecordingWriter
+
+    print(f"machine: {machine()}")
+    tmp = tempfile.TemporaryDirectory()
+    work = Path(args.workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    lib_path = work / "library.h5"
+    section = build_library(lib_path, args.library_size, args.seed)
+    print(f"library: {len(section)} entries x {section.grid.size} points, built in {time.perf_counter() - t:.0f} s")
+    t = time.perf_counter()
+    rec = work / "replay.h5"
+    build_recording(rec, section, args.spectra, args.seed + 1)
+    with Recording(rec) as r:
+        x = r.entries[0]
+        print(f"recording: {x.n_rows} spectra x {x.n_points} points, simulated in {time.perf_counter() - t:.0f} s")
+        subsets = {}
+        for n in (args.subset, args.profile, args.peer):
+            chunk = r.read(x.name, 0, n)
+            subsets[n] = work / f"subset{n}.h5"
+            with RecordingWriter(subsets[n], "w") as w:
+                w.add_stack(chunk.batch, name="replay", expected=chunk.expected)
+
+    print("\nwall: elapsed time, library load and worker start-up included; CPU: user+system of all processes")
+    print(f"{'configuration':<40} {'spectra':>7} {'wall s':>7} {'spectra/s':>9} {'vs 1 worker':>11} "
+          f"{'CPU s':>7} {'per CPU-s':>9}")
+    rates = {}
+    for label, options, path, n in (("single-substance pipeline", SINGLE_SUBSTANCE, rec, args.spectra),
+                                    ("full pipeline (mixture, class alarm)", (), subsets[args.subset], args.subset)):
+        for workers in (1, 2):
+            seconds, cpu, summary = run_replay(path, lib_path, workers, options, work / "out.jsonl")
+            assert summary.n == n and summary.errors == 0, (summary.n, summary.errors)
+            rates[label, workers] = n / seconds
+            print(f"{label + f', {workers} worker' + ('s' if workers > 1 else ''):<40} {n:>7} {seconds:>7.1f} "
+                  f"{n / seconds:>9.0f} {rates[label, workers] / rates[label, 1]:>10.2f}x {cpu:>7.1f} {n / cpu:>9.0f}")
+        print("   " + "\n   ".join(summary.lines()[:4]))
+
+    with Recording(subsets[args.peer]) as r:
+        chunk = r.read("replay")
+    rows = section.processed.astype(np.float64)
+    t = time.perf_counter()
+    for y in chunk.batch.intensity:
+        peer_identify(chunk.batch.wavenumber, y, section.grid, rows)
+    peer_rate = args.peer / (time.perf_counter() - t)
+    best = max(rates["single-substance pipeline", w] for w in (1, 2))
+    print(f"\npeer pipeline (RamanSPy-style + pearsonr loop): {peer_rate:.2f} spectra/s "
+          f"(measured on {args.peer}; {args.spectra / peer_rate / 3600:.1f} h extrapolated for {args.spectra})")
+    print(f"fol (single-substance, best of 1 and 2 workers) / peer: {best / peer_rate:,.0f}x (target >= 20x)")
+    print(f"target >= 2,000 spectra/s on 2 cores: {best:,.0f}/s {'met' if best >= 2000 else 'NOT met'}")
+
+    prof = cProfile.Profile()
+    prof.enable()
+    seconds, _, _ = run_replay(subsets[args.profile], lib_path, 1, SINGLE_SUBSTANCE, work / "out.jsonl")
+    prof.disable()
+    stats = pstats.Stats(prof)
+    print(f"\nwhere the time goes: in-process single-substance replay of {args.profile} spectra under cProfile "
+          f"({seconds:.1f} s with profiling overhead)")
+    for label, s in stage_table(stats):
+        print(f"  {label:<34} {s:>7.2f} s {100 * s / seconds:>5.1f} %  {1e6 * s / args.profile:>6.0f} us/spectrum")
+    print(f"machine after the run: {machine()}")
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

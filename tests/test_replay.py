@@ -1,0 +1,300 @@
+"""``fol replay`` at scale: order, identical output for every executor, resume, corrupt input,
+QA metrics and the regression diff, progress, bounded memory."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from fol.catalogue import load_catalogue
+from fol.cli import main
+from fol.library import make_section, write_library
+from fol.preprocess import default_grid, default_recipe
+from fol.recording import RecordingWriter
+from fol.replay import Progress, plan, prepare_resume
+from fol.spectrum import Spectrum
+
+NAMES = ["fentanyl", "carfentanil", "xylazine", "heroin", "cocaine", "ketamine", "mannitol", "lactose", "caffeine",
+         "lidocaine", "procaine", "sucrose"]
+AXIS = np.linspace(150.0, 2100.0, 1024)
+
+
+def _bands(x, centres, heights, widths):
+    x = np.asarray(x)[None, :]
+    hw = np.asarray(widths)[:, None] / 2
+    return (np.asarray(heights)[:, None] * hw**2 / ((x - np.asarray(centres)[:, None]) ** 2 + hw**2)).sum(axis=0)
+
+
+class ReplayData:
+    """A 12-substance Raman library and recordings measured from it (mixtures, blanks, ground truth)."""
+
+    def __init__(self, root: Path, n_stack: int = 60, seed: int = 5):
+        self.root = root
+        rng = np.random.default_rng(seed)
+        cat = load_catalogue()
+        self.bands = {n: (rng.uniform(300, 1900, 7), rng.uniform(0.2, 1, 7), rng.uniform(6, 14, 7)) for n in NAMES}
+        grid = default_grid("raman")
+        raw = np.stack([_bands(grid, *self.bands[n]) + 0.1 for n in NAMES])
+        section = make_section("raman", grid, raw, NAMES, [cat[n].cls for n in NAMES], [cat[n].alarm for n in NAMES],
+                               ["measured"] * len(NAMES), ["synthetic"] * len(NAMES), default_recipe("raman"))
+        self.library = root / "lib.h5"
+        self.sha = write_library(self.library, {"raman": section}, name="test-lib")
+        self.rng = rng
+        rows, self.expected = [], []
+        for i in range(n_stack):
+            kind = i % 10
+            if kind < 7:
+                truth = {NAMES[i % len(NAMES)]: 1.0}
+            elif kind < 9:
+                a, b = rng.choice(NAMES, 2, replace=False)
+                truth = {str(a): 0.7, str(b): 0.3}
+            else:
+                truth = {}
+            rows.append(self.measure(truth))
+            self.expected.append(truth)
+        self.stack = root / "stack.h5"
+        with RecordingWriter(self.stack, "w") as w:
+            app = w.create_stack("batch", AXIS, "raman", "counts", start_time="2026-03-01T10:00:00Z", chunk_rows=16)
+            half = n_stack // 2
+            app.append(np.array(rows[:half]), self.expected[:half])
+            app.append(np.array(rows[half:]), self.expected[half:])
+            for j, name in enumerate(("xylazine", "mannitol")):
+                w.add_spectrum(Spectrum(AXIS, self.measure({name: 1.0}), "raman"), name=f"single_{j}",
+                               start_time=f"2026-03-01T11:00:0{j}Z", expected={name: 1.0})
+        self.n = n_stack + 2
+
+    def measure(self, truth: dict) -> np.ndarray:
+        y = 40 + 0.01 * AXIS + sum(f * 200 * _bands(AXIS, *self.bands[n]) for n, f in truth.items())
+        return y + self.rng.normal(0, 0.5, AXIS.size)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> ReplayData:
+    return ReplayData(tmp_path_factory.mktemp("replay"))
+
+
+def replay_cli(data, *args, out=None, capsys=None):
+    """Run ``fol replay`` in this process; returns (exit code, stdout, lines of the JSONL output)."""
+    argv = ["replay", *map(str, args), "--library", str(data.library)]
+    if out is not None:
+        argv += ["--json", str(out)]
+    code = main(argv)
+    text = capsys.readouterr() if capsys else None
+    return code, text, (out.read_bytes() if out is not None else None)
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> bytes:
+    """The single-process output: every other executor must write exactly these bytes."""
+    out = tmp_path_factory.mktemp("ref") / "ref.jsonl"
+    assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out), "--chunk", "16"]) == 0
+    return out.read_bytes()
+
+
+def test_one_result_per_spectrum_in_input_order_with_metrics(data, reference, tmp_path, capsys):
+    code, text, raw = replay_cli(data, data.stack, "--chunk", "16", out=tmp_path / "o.jsonl", capsys=capsys)
+    assert code == 0 and raw == reference
+    results = [json.loads(line) for line in raw.decode().splitlines()]
+    assert len(results) == data.n
+    where = [(r["entry"], r["index"]) for r in results]
+    assert where == [("batch", i) for i in range(data.n - 2)] + [("single_0", 0), ("single_1", 0)]
+    assert all(r["library"]["sha256"] == data.sha for r in results)
+    # single-substance rows are identified as what was measured; fentanyl rows raise the alarm
+    for r, truth in zip(results, data.expected):
+        if len(truth) == 1:
+            assert r["components"][0]["name"] == next(iter(truth))
+    assert results[0]["alarm"] and results[0]["alarm_classes"] == ["fentanyl-analogue"]
+    out = text.out
+    assert f"spectra: {data.n}" in out
+    assert "alarm sensitivity: 100.0% (" in out and "95% CI" in out
+    assert "alarm specificity:" in out and "confusion matrix per substance" in out
+    assert "confusion matrix per class" in out and "top-1 accuracy on single-substance samples: 100.0%" in out
+
+
+def test_chunking_and_workers_do_not_change_a_byte(data, reference, tmp_path):
+    for i, args in enumerate((["--chunk", "7"], ["--chunk", "2048"], ["--workers", "2", "--chunk", "16"])):
+        out = tmp_path / f"o{i}.jsonl"
+        assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out), *args]) == 0
+        assert out.read_bytes() == reference, args
+
+
+def test_dask_local_cluster_writes_the_same_bytes(data, reference, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "dask.jsonl"
+    assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
+                 "--dask", "local", "--workers", "2", "--chunk", "16"]) == 0
+    assert out.read_bytes() == reference
+
+
+def test_resume_after_a_partial_last_line(data, reference, tmp_path, capsys):
+    out = tmp_path / "partial.jsonl"
+    cut = reference.index(b"\n", len(reference) // 3) + 40  # 40 bytes into a line
+    out.write_bytes(reference[:cut])
+    complete = reference[:cut].count(b"\n")
+    code, text, raw = replay_cli(data, data.stack, "--resume", "--chunk", "16", out=out, capsys=capsys)
+    assert code == 0 and raw == reference
+    assert f"{complete} taken from the resumed output" in text.out
+    assert f"spectra: {data.n}" in text.out  # the summary covers the resumed part too
+    code, text, raw = replay_cli(data, data.stack, "--resume", out=out, capsys=capsys)  # nothing left to do
+    assert code == 0 and raw == reference and "nothing left to analyse" in text.out
+
+
+def test_resume_refuses_output_of_other_inputs(data, reference, tmp_path, capsys):
+    out = tmp_path / "other.jsonl"
+    lines = reference.splitlines(keepends=True)
+    out.write_bytes(lines[1] + lines[0])
+    code, text, raw = replay_cli(data, data.stack, "--resume", out=out, capsys=capsys)
+    assert code == 2 and "line 1" in text.err and "batch[1]" in text.err
+    assert raw == lines[1] + lines[0]  # left as it was
+    out.write_bytes(b"not json\n")
+    assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out), "--resume"]) == 2
+
+
+def test_prepare_resume_cuts_only_the_partial_line(tmp_path):
+    f = tmp_path / "r.jsonl"
+    f.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": ')
+    assert prepare_resume(f) == 2 and f.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    f.write_bytes(b'{"c": 3')
+    assert prepare_resume(f) == 0 and f.read_bytes() == b""
+    assert prepare_resume(tmp_path / "absent.jsonl") == 0
+
+
+def test_resume_after_the_process_is_killed(data, reference, tmp_path):
+    out = tmp_path / "killed.jsonl"
+    cmd = [sys.executable, "-m", "fol", "replay", str(data.stack), "--library", str(data.library),
+           "--json", str(out), "--chunk", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and (not out.exists() or out.stat().st_size < 2000):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert out.exists()
+    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == reference
+
+
+def test_corrupt_file_and_entries_are_reported_and_skipped(data, tmp_path, capsys):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(data.stack.read_bytes())
+    with h5py.File(bad, "a") as f:
+        g = f.create_group("broken")  # an entry without intensity units: structurally invalid
+        g.attrs.update(NX_class="NXentry", start_time="2020-01-01T00:00:00Z")
+        g.create_group("instrument").attrs["technique"] = "raman"
+        d = g.create_group("data")
+        d.create_dataset("wavenumber", data=AXIS)
+        d.create_dataset("intensity", data=np.ones(AXIS.size))
+        f["batch/sample/expected"][5] = "{not json"  # a corrupt row: its chunk is skipped
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not an HDF5 file" * 10)
+    code, text, raw = replay_cli(data, junk, bad, data.stack, "--chunk", "4", out=tmp_path / "o.jsonl", capsys=capsys)
+    assert code == 0
+    results = [json.loads(line) for line in raw.decode().splitlines()]
+    assert len(results) == 1 + 1 + data.n + data.n  # junk file, broken entry, bad.h5's readable spectra, stack
+    assert (results[0]["source"], results[0]["entry"]) == (str(junk), "") and "not a readable HDF5" in results[0]["error"]
+    assert results[1]["entry"] == "broken" and "units" in results[1]["error"]
+    skipped = [r for r in results[2:2 + data.n] if "error" in r]
+    assert [r["index"] for r in skipped] == [4, 5, 6, 7] and all("malformed JSON" in r["error"] for r in skipped)
+    assert all("error" not in r for r in results[2 + data.n:])
+    assert str(junk) in text.err and "'broken'" in text.err and "rows 4-7 of entry 'batch' skipped" in text.err
+    assert "errors: 6" in text.out
+
+
+def test_regression_diff_lists_every_change_with_library_hashes(data, reference, tmp_path, capsys):
+    earlier = tmp_path / "earlier.h5"
+    earlier.write_bytes(data.stack.read_bytes())
+    results = [json.loads(line) for line in reference.decode().splitlines()]
+    old = [json.loads(json.dumps(r)) for r in results]
+    for r in old:
+        r["library"]["sha256"] = "0ldc0ffee" * 7
+    old[3]["components"][0]["name"] = "caffeine"  # top component changed
+    old[0].update(verdict="no-match", alarm=False, components=[])  # verdict, alarm and top changed (fentanyl)
+    with RecordingWriter(earlier, "a") as w:
+        w.set_results("batch", old[:-2], {"fol_version": "0.0.1", "library_sha256": "0ldc0ffee" * 7})
+    code, text, _ = replay_cli(data, earlier, capsys=capsys)
+    assert code == 0
+    out = text.out
+    assert f"regression: {data.n - 2} spectra compared" in out and ": 2 changed" in out
+    assert "0ldc0ffee0ld" in out and data.sha[:12] in out
+    assert f"{earlier}#batch[3]: identified/" in out and "/caffeine -> identified/" in out
+    assert f"{earlier}#batch[0]: no-match/no alarm/- -> identified/ALARM/fentanyl" in out
+    assert "[verdict, alarm, top;" in out
+
+
+def test_plan_groups_small_entries_and_cuts_stacks(data):
+    tasks = plan([data.stack], chunk_rows=25)
+    assert [len(t) for t in tasks] == [25, 25, 12]
+    assert [t.first for t in tasks] == [0, 25, 50]
+    assert [(p.entry, p.start, p.stop) for p in tasks[-1].parts] == [("batch", 50, 60), ("single_0", 0, 1),
+                                                                      ("single_1", 0, 1)]
+    assert [len(t) for t in plan([data.stack], chunk_rows=1)] == [1] * data.n
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_shows_rate_and_eta_on_a_terminal_only():
+    tty = _Terminal()
+    bar = Progress(1000, stream=tty)
+    bar.update(400)
+    bar.update(600)
+    bar.close()
+    text = tty.getvalue()
+    assert "1,000/1,000" in text and "spectra/s" in text and "ETA" in text and "100%" in text
+    pipe = io.StringIO()
+    bar = Progress(1000, stream=pipe)
+    bar.update(1000)
+    bar.close()
+    assert pipe.getvalue() == ""
+
+
+def test_memory_stays_bounded_by_the_chunk_not_the_file(data, tmp_path):
+    """Peak memory of a replay of 5x more spectra grows far less than 5x: the input is streamed."""
+    import tracemalloc
+
+    from fol.library import load_library
+    from fol.pipeline import Identifier
+    from fol.replay import LibrarySpec, replay
+    from fol.spectrum import SpectrumBatch
+
+    library = load_library(data.library)
+    identifier = Identifier(library)
+    spec = LibrarySpec(str(data.library), library.sha256)
+    identifier.analyse(SpectrumBatch(AXIS, data.measure({"caffeine": 1.0}), "raman"), source="warm-up", entry="")
+    peaks = []
+    for n in (40, 200):
+        rec = tmp_path / f"big{n}.h5"
+        with RecordingWriter(rec, "w") as w:
+            app = w.create_stack("s", AXIS, "raman", "counts")
+            for a in range(0, n, 40):
+                app.append(np.array([data.measure({NAMES[i % 12]: 1.0}) for i in range(a, a + 40)]))
+        tracemalloc.start()
+        summary = replay([rec], identifier, spec, lambda s: None, chunk_rows=20, progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert summary.n == n
+    assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_a_worker_refuses_a_library_that_changed_since_the_run_started(data):
+    from fol.errors import LibraryError
+    from fol.library import load_library
+    from fol.pipeline import Identifier
+    from fol.replay import LibrarySpec, replay
+
+    identifier = Identifier(load_library(data.library))
+    spec = LibrarySpec(str(data.library), "f" * 64)  # as if the file had been replaced after the main process read it
+    with pytest.raises(LibraryError, match="differs from the ffffffffffff this run started with"):
+        replay([data.stack], identifier, spec, lambda s: None, workers=2, progress=False)
