@@ -103,10 +103,6 @@ class Catalogue:
             return name
         return self._keys.get(name_key(name))
 
-    @property
-    def alarm_classes(self) -> set[str]:
-        return {s.cls for s in self.substances if s.alarm}
-
 
 @lru_cache(maxsize=4)
 def _cached(path: str) -> Catalogue:

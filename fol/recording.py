@@ -269,11 +269,15 @@ class Recording:
     are not ``NXentry`` are ignored. Opening validates every entry's structure and
     raises ``FormatError`` naming the file, the entry and the problem.
     ``catalogue`` (optional) resolves ground-truth names; default: the shipped one.
+    With ``skip_invalid=True`` (QA replay) a structurally invalid entry is left out of
+    ``entries`` instead of refusing the file, and listed in ``skipped`` as
+    ``(entry name, message)``; a file that is not a readable recording still raises.
     """
 
-    def __init__(self, path: str | Path, *, catalogue=None):
+    def __init__(self, path: str | Path, *, catalogue=None, skip_invalid: bool = False):
         self.path = str(path)
         self._catalogue = catalogue
+        self.skipped: list[tuple[str, str]] = []
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError:
@@ -288,10 +292,14 @@ class Recording:
                     try:
                         infos.append(_entry_info(name, group))
                     except ValueError as e:
-                        raise FormatError(f"{self.path}, entry {name!r}: {e}") from None
+                        message = f"{self.path}, entry {name!r}: {e}"
+                        if not skip_invalid:
+                            raise FormatError(message) from None
+                        self.skipped.append((name, message))
         except BaseException:
             self._file.close()
             raise
+        self.skipped.sort()
         self.entries: list[EntryInfo] = sorted(infos, key=_entry_order)
         self._by_name = {e.name: e for e in self.entries}
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .decide import error_result
-from .errors import FolError, FormatError, LibraryError, UsageError
+from .errors import FolError, LibraryError, UsageError
 from .metrics import Metrics
 from .recording import Recording
 from .regression import Regression
@@ -52,47 +52,6 @@ CHUNK_ROWS = 2048
 KEEP_PER_KIND = 50
 #: recordings a worker keeps open
 OPEN_RECORDINGS = 4
-
-
-# ----------------------------------------------------------------------------- opening recordings
-
-
-class TolerantRecording(Recording):
-    """A recording whose structurally invalid entries are skipped instead of refusing the file.
-
-    ``skipped`` lists ``(entry name, message)``. A file that is not a readable fol
-    recording at all still raises ``FormatError``.
-    """
-
-    def __init__(self, path: str | Path):
-        self.skipped: list[tuple[str, str]] = []
-        try:
-            super().__init__(path)
-            return
-        except FormatError as e:
-            whole_file = e
-        from . import recording as rf
-
-        try:
-            f = rf.h5py.File(str(path), "r")
-        except OSError:
-            raise whole_file from None
-        try:
-            rf._check_root(f, str(path))
-            infos = []
-            for name, group in f.items():
-                if isinstance(group, rf.h5py.Group) and rf._nx_class(group) == "NXentry":
-                    try:
-                        infos.append(rf._entry_info(name, group))
-                    except ValueError as e:
-                        self.skipped.append((name, f"{path}, entry {name!r}: {e}"))
-        except BaseException:
-            f.close()
-            raise
-        self.path, self._catalogue, self._file = str(path), None, f
-        self.entries = sorted(infos, key=rf._entry_order)
-        self._by_name = {e.name: e for e in self.entries}
-        self.skipped.sort()
 
 
 # ----------------------------------------------------------------------------- planning
@@ -136,7 +95,7 @@ def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS) -> list[Task]:
     first = 0
     for path in map(str, paths):
         try:
-            rec = TolerantRecording(path)
+            rec = Recording(path, skip_invalid=True)
         except FolError as e:
             parts = [Part("", 0, 1, str(e))]
         else:
@@ -215,7 +174,7 @@ def use_identifier(spec: LibrarySpec, identifier) -> None:
 def _recording(path: str) -> Recording:
     """An open recording, kept for the next tasks of the same file (a few files at a time)."""
     with _lock:
-        rec = _recordings.pop(path, None) or TolerantRecording(path)
+        rec = _recordings.pop(path, None) or Recording(path, skip_invalid=True)
         _recordings[path] = rec
         while len(_recordings) > OPEN_RECORDINGS:
             _recordings.popitem(last=False)[1].close()

@@ -251,6 +251,17 @@ def test_malformed_entry_is_refused_naming_file_and_entry(tmp_path, case):
     assert str(path) in msg and "entry 'a_stack'" in msg and MALFORMED[case][1] in msg
 
 
+@pytest.mark.parametrize("case", sorted(MALFORMED)[:3])
+def test_skip_invalid_leaves_the_bad_entry_out_and_says_why(tmp_path, case):
+    path = tmp_path / "bad.h5"
+    _write_foreign(path)
+    _edit(path, MALFORMED[case][0])
+    with Recording(path, skip_invalid=True) as rec:
+        assert "a_stack" not in [e.name for e in rec.entries]
+        [(name, msg)] = rec.skipped
+        assert name == "a_stack" and str(path) in msg and MALFORMED[case][1] in msg
+
+
 @pytest.mark.parametrize("case", sorted(MALFORMED_ON_READ))
 def test_malformed_json_is_refused_on_read(tmp_path, case):
     path = tmp_path / "bad.h5"

@@ -415,11 +415,6 @@ def _field_gradient_dalpha(engine: _Engine, X: np.ndarray, res_eq) -> np.ndarray
     return -A
 
 
-def _is_linear(X: np.ndarray, masses: np.ndarray) -> bool:
-    Tb, _ = _rigid_basis(X, masses)
-    return Tb.shape[1] == 5
-
-
 # ------------------------------------------------------------------ public
 def compute_sticks(
     name: str,
