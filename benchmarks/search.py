@@ -23,16 +23,7 @@ import platform
 import time
 
 import numpy as np
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best_time
 
 
 def random_library(n: int, points: int, rng) -> np.ndarray:

@@ -14,19 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
-
-
-def best(fn, repeats: int) -> float:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
+from timing import best_time
 
 
 def lorentz(grid, centres, heights, width):
@@ -63,9 +53,9 @@ def main(argv=None) -> int:
     recipe = default_recipe("raman")
     x, Y = raman_batch(rng, 1000)
     batch = SpectrumBatch(x, Y, "raman")
-    t_batch = best(lambda: recipe.apply(batch, RAMAN_GRID), args.repeats) / len(Y)
+    t_batch = best_time(lambda: recipe.apply(batch, RAMAN_GRID), args.repeats) / len(Y)
     singles = [Spectrum(x, y, "raman") for y in Y[:200]]
-    t_single = best(lambda: [recipe.apply_spectrum(s, RAMAN_GRID) for s in singles], args.repeats) / len(singles)
+    t_single = best_time(lambda: [recipe.apply_spectrum(s, RAMAN_GRID) for s in singles], args.repeats) / len(singles)
     print(f"recipe   batch of 1000: {t_batch * 1e3:7.3f} ms/spectrum | baseline one-at-a-time: "
           f"{t_single * 1e3:7.3f} ms/spectrum | ratio {t_single / t_batch:5.1f}x")
 
@@ -79,9 +69,9 @@ def main(argv=None) -> int:
                            ["computed"] * n_lib, ["synthetic"] * n_lib, recipe, processed=proc)
     model = MixtureModel(section)
     queries = [0.7 * raw[i] + 0.3 * raw[i + 1] + 0.2 + rng.normal(0, 0.005, grid.size) for i in range(0, 20, 2)]
-    t_fit = best(lambda: [model.fit(q) for q in queries], args.repeats) / len(queries)
+    t_fit = best_time(lambda: [model.fit(q) for q in queries], args.repeats) / len(queries)
     qn = proc[0]
-    t_search = best(lambda: top_k(section.processed, qn, 10), args.repeats * 5)
+    t_search = best_time(lambda: top_k(section.processed, qn, 10), args.repeats * 5)
     print(f"mixture  10k library:   {t_fit * 1e3:7.2f} ms/spectrum (goal <= 50) | baseline single search: "
           f"{t_search * 1e3:7.2f} ms | ratio {t_fit / t_search:5.1f}x")
     return 0
