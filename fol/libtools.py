@@ -62,6 +62,19 @@ def _resample(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.interp(grid, x[ok], y[ok]).astype(np.float32)
 
 
+def _process_by_axis(spectra: list, recipe, grid: np.ndarray) -> np.ndarray:
+    """``recipe`` applied to spectra on their own axes: one batch per distinct axis, rows in input order."""
+    from .spectrum import SpectrumBatch
+
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, s in enumerate(spectra):
+        groups[(s.unit, s.wavenumber.tobytes())].append(i)
+    out = np.empty((len(spectra), grid.size), dtype=np.float32)
+    for rows in groups.values():
+        out[rows] = recipe.apply(SpectrumBatch.stack([spectra[i] for i in rows]), grid).data
+    return out
+
+
 def import_library(files, out: str | Path, *, technique: str | None = None, name_map: str | Path | None = None,
                    catalogue: Catalogue | None = None, name: str | None = None) -> ImportReport:
     """Build a library from measured spectra files (JCAMP-DX, CSV/TXT, spectral-synth JSON)."""
@@ -97,8 +110,7 @@ def import_library(files, out: str | Path, *, technique: str | None = None, name
     sections = {}
     for tech, items in per_tech.items():
         grid, recipe = default_grid(tech), default_recipe(tech)
-        # each file has its own axis: the recipe resamples each original spectrum onto the grid
-        processed = np.vstack([recipe.apply_spectrum(it[5], grid).data for it in items])
+        processed = _process_by_axis([it[5] for it in items], recipe, grid)
         raw = np.vstack([_resample(it[5].wavenumber, it[5].intensity, grid) for it in items])
         sections[tech] = make_section(tech, grid, raw, [it[0] for it in items], [it[1] for it in items],
                                       [it[2] for it in items], [it[3] for it in items], [it[4] for it in items],

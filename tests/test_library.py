@@ -79,3 +79,15 @@ def test_export_jcamp_reads_back_with_the_jcamp_package(lib_path, tmp_path):
     csvs = export_section(s, tmp_path / "csv", "csv")
     back = np.loadtxt(csvs[0], delimiter=",", skiprows=1)
     np.testing.assert_allclose(back[:, 1], s.raw[0], rtol=1e-5)
+
+
+def test_import_processing_by_axis_equals_one_spectrum_at_a_time(peak_library_rows):
+    from fol.libtools import _process_by_axis
+    from fol.spectrum import Spectrum
+
+    grid, _, raw = peak_library_rows
+    other = grid[::2] + 0.5  # a second instrument's axis
+    spectra = [Spectrum(grid if i % 3 else other, raw[i] if i % 3 else raw[i][::2], "raman") for i in range(9)]
+    recipe = default_recipe("raman")
+    want = np.vstack([recipe.apply_spectrum(s, grid).data for s in spectra])
+    np.testing.assert_allclose(_process_by_axis(spectra, recipe, grid), want, atol=1e-6)
