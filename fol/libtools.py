@@ -144,14 +144,14 @@ def sections_from_sticks(sticks: dict, catalogue: Catalogue, *, raman_fwhm: floa
     return sections
 
 
-def _sticks_to_store(sticks: dict) -> dict[str, dict]:
+def sticks_to_store(sticks: dict) -> dict[str, dict]:
     return {n: {"frequencies_cm1": s.frequencies_cm1, "ir_intensity_km_mol": s.ir_intensity_km_mol,
                 "raman_activity_A4_amu": s.raman_activity_A4_amu, "smiles": s.smiles, "method": s.method,
                 "n_atoms": int(s.n_atoms), "imaginary_cm1": list(map(float, s.imaginary_cm1)),
                 "warnings": list(s.warnings)} for n, s in sticks.items()}
 
 
-def _sticks_from_store(store: dict[str, dict]) -> dict:
+def sticks_from_store(store: dict[str, dict]) -> dict:
     from .chem.sticks import StickSpectrum
 
     return {n: StickSpectrum(name=n, smiles=st["smiles"], frequencies_cm1=np.asarray(st["frequencies_cm1"]),
@@ -179,7 +179,7 @@ def build_computed_library(catalogue_path, out, *, cache_dir, jobs: int = 1, onl
     if not ordered:
         raise LibraryError("no substance could be computed")
     sections = sections_from_sticks(ordered, catalogue)
-    sha = write_library(out, sections, name=name, sticks=_sticks_to_store(ordered),
+    sha = write_library(out, sections, name=name, sticks=sticks_to_store(ordered),
                         description=f"{COMPUTED_LABEL} spectra for {len(ordered)} catalogue substances: "
                                     "for simulation, training and tests, not evidence in casework")
     return sha, failed
@@ -191,7 +191,7 @@ def render_library(lib: Library, out, *, raman_fwhm: float | None = None, ftir_f
     if not lib.sticks:
         raise LibraryError(f"{lib.path}: library has no stick spectra to re-render (only computed libraries do)")
     catalogue = catalogue or load_catalogue()
-    stored = _sticks_from_store(lib.sticks)
+    stored = sticks_from_store(lib.sticks)
     order = next(iter(lib.sections.values())).names if lib.sections else sorted(stored)
     sticks = {n: stored[n] for n in order if n in stored}  # keep the library's entry order
     sections = sections_from_sticks(sticks, catalogue, raman_fwhm=raman_fwhm, ftir_fwhm=ftir_fwhm,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 from fol.catalogue import load_catalogue  # noqa: E402
 from fol.chem.build import ASTM_E1840_BANDS, match_bands  # noqa: E402
 from fol.chem.render import SCALE_FACTOR  # noqa: E402
-from fol.libtools import _sticks_from_store  # noqa: E402
+from fol.libtools import sticks_from_store  # noqa: E402
 from fol.library import load_library  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def standards_section(lib) -> list[str]:
            f"(`fol.chem.build.match_bands`).", "",
            "| standard | bands | MAE unscaled (cm-1) | MAE scaled (cm-1) | worst scaled (cm-1) |", "|---|---|---|---|---|"]
     all_raw, all_scaled = [], []
-    sticks = _sticks_from_store(lib.sticks)
+    sticks = sticks_from_store(lib.sticks)
     for name, accepted in ASTM_E1840_BANDS.items():
         st = sticks.get(name)
         if st is None:

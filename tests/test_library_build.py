@@ -38,12 +38,12 @@ def test_render_rebroadens_without_recomputing(small_lib, tmp_path):
     wide = tmp_path / "wide.h5"
     assert main(["library", "render", str(small_lib), "--resolution", "20", "--out", str(wide)]) == 0
     from fol.chem.render import render_sticks
-    from fol.libtools import _sticks_from_store
+    from fol.libtools import sticks_from_store
 
     narrow, lib = load_library(small_lib), load_library(wide)
     a, b = narrow.section("raman"), lib.section("raman")
     i = a.names.index("acetonitrile")
-    sticks = _sticks_from_store(lib.sticks)["acetonitrile"]
+    sticks = sticks_from_store(lib.sticks)["acetonitrile"]
     # the rows are the stored sticks rendered at the new width: nothing was recomputed
     np.testing.assert_allclose(b.raw[i], render_sticks(sticks, b.grid, "raman", fwhm_cm1=20), rtol=1e-5,
                                atol=1e-6 * float(b.raw[i].max()))
