@@ -34,6 +34,8 @@ from pybaselines import Baseline
 from scipy import ndimage
 from scipy.signal import savgol_filter
 
+from . import baselines
+from .rowstats import mad_rows
 from .spectrum import Spectrum, SpectrumBatch, check_technique
 
 RAMAN_GRID = np.arange(200, 2000.1, 2.0)
@@ -68,23 +70,26 @@ def fill_nan(x: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def crop(x: np.ndarray, Y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """Keep the points with ``lo <= x <= hi``."""
-    keep = (x >= lo) & (x <= hi)
-    if keep.sum() < 2:
-        raise ValueError(f"crop({lo}, {hi}) leaves {int(keep.sum())} points of an axis spanning {x[0]:g}..{x[-1]:g}")
-    return x[keep], Y[:, keep]
+    # the axis is increasing, so the kept points are one slice (a view: boolean column
+    # indexing would return a Fortran-ordered copy, slow for every row-wise step after)
+    first, stop = np.searchsorted(x, lo, side="left"), np.searchsorted(x, hi, side="right")
+    if stop - first < 2:
+        raise ValueError(f"crop({lo}, {hi}) leaves {max(stop - first, 0)} points of an axis spanning {x[0]:g}..{x[-1]:g}")
+    return x[first:stop], Y[:, first:stop]
 
 
 def resample(x: np.ndarray, Y: np.ndarray, *, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of every row onto ``grid`` (what ``np.interp`` does per row).
 
     The two neighbours and weights of each grid point are computed once and applied
-    to all rows as two column gathers. Grid points outside the axis hold the edge
-    value; ``covered`` tells which ones they are.
+    to all rows as two column gathers (``np.take``: row-major output, where
+    ``Y[:, j]`` would give a Fortran-ordered one). Grid points outside the axis hold
+    the edge value; ``covered`` tells which ones they are.
     """
     grid = np.asarray(grid, dtype=np.float64)
     j = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, x.size - 2)
     t = np.clip((grid - x[j]) / (x[j + 1] - x[j]), 0.0, 1.0)
-    return grid, Y[:, j] * (1.0 - t) + Y[:, j + 1] * t
+    return grid, np.take(Y, j, axis=1) * (1.0 - t) + np.take(Y, j + 1, axis=1) * t
 
 
 def covered(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -109,8 +114,7 @@ def despike(
     if half_window < (max_width + 1) // 2:
         raise ValueError(f"despike: half_window={half_window} cannot bridge a spike of max_width={max_width}")
     d = np.diff(Y, axis=1)
-    med = np.median(d, axis=1, keepdims=True)
-    mad = np.median(np.abs(d - med), axis=1, keepdims=True)
+    med, mad = mad_rows(d)
     z = np.divide(0.6745 * (d - med), mad, out=np.zeros_like(d), where=mad > 0)
     up, down = z > threshold, z < -threshold
 
@@ -123,10 +127,16 @@ def despike(
 
     run = touched(up | down)
     labels, count = ndimage.label(run, structure=[[0, 0, 0], [1, 1, 1], [0, 0, 0]])
-    flat = labels.ravel()
-    size = np.bincount(flat, minlength=count + 1)
-    goes_up = np.bincount(flat, weights=touched(up).ravel(), minlength=count + 1) > 0
-    goes_down = np.bincount(flat, weights=touched(down).ravel(), minlength=count + 1) > 0
+    out = np.array(Y, dtype=np.float64, copy=True)
+    if count == 0:
+        return x, out
+    # runs are sparse: count their pixels, and whether they go up and down, from the
+    # labelled pixels only
+    at = np.flatnonzero(run)
+    lab = labels.ravel()[at]
+    size = np.bincount(lab, minlength=count + 1)
+    goes_up = np.bincount(lab[touched(up).ravel()[at]], minlength=count + 1) > 0
+    goes_down = np.bincount(lab[touched(down).ravel()[at]], minlength=count + 1) > 0
     is_spike = goes_up & goes_down & (size <= max_width + 2)
     is_spike[0] = False
     # the first and last pixel of a run are the good pixels the spike jumped from/to
@@ -134,13 +144,17 @@ def despike(
     inner[:, 1:] &= run[:, :-1]
     inner[:, :-1] &= run[:, 1:]
     spike = is_spike[labels] & inner
-    if not spike.any():
-        return x, np.array(Y, dtype=np.float64, copy=True)
-    good = ~spike
-    kernel = np.ones(2 * half_window + 1)
-    total = ndimage.convolve1d(np.where(good, Y, 0.0), kernel, axis=1, mode="constant")
-    n_good = ndimage.convolve1d(good.astype(np.float64), kernel, axis=1, mode="constant")
-    return x, np.where(spike, total / np.maximum(n_good, 1.0), Y)
+    rows, cols = np.nonzero(spike)
+    if rows.size == 0:
+        return x, out
+    # each spike pixel becomes the mean of the good pixels within half_window
+    window = cols[:, None] + np.arange(-half_window, half_window + 1)
+    inside = (window >= 0) & (window < Y.shape[1])
+    window = np.clip(window, 0, Y.shape[1] - 1)
+    use = inside & ~spike[rows[:, None], window]
+    total = np.where(use, out[rows[:, None], window], 0.0).sum(axis=1)
+    out[rows, cols] = total / np.maximum(use.sum(axis=1), 1)
+    return x, out
 
 
 def _baseline_methods() -> tuple[str, ...]:
@@ -172,10 +186,15 @@ def check_baseline(method: str, params: Mapping[str, Any]) -> None:
 def baseline(x: np.ndarray, Y: np.ndarray, method: str = "arpls", **params) -> tuple[np.ndarray, np.ndarray]:
     """Subtract the baseline that pybaselines' ``method`` fits to each row.
 
-    One ``Baseline`` object serves all rows, so whatever it precomputes for the axis
-    (Vandermonde pseudo-inverse, penalty matrix) is built once per call.
+    ``modpoly`` and ``imodpoly`` (the default recipes' method) run the same algorithm
+    on blocks of rows at once (``fol.baselines``, checked against pybaselines row by
+    row). Every other method, or parameters the batched form does not cover, goes
+    through pybaselines one row at a time; one ``Baseline`` object serves all rows,
+    so whatever it precomputes for the axis (penalty matrix, ...) is built once.
     """
     check_baseline(method, params)
+    if baselines.supports(method, params):
+        return x, Y - baselines.fit(x, Y, method, **params)
     fit = getattr(Baseline(x_data=x, check_finite=False, assume_sorted=True), method)
     out = np.empty(Y.shape, dtype=np.float64)
     for i, row in enumerate(Y):

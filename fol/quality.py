@@ -38,6 +38,7 @@ from scipy import ndimage
 from scipy.signal import savgol_filter
 
 from .preprocess import covered, fill_nan
+from .rowstats import mad_rows
 from .spectrum import MIN_POINTS, SpectrumBatch
 
 #: below this SNR a match is not trusted (``low_snr``)
@@ -87,9 +88,8 @@ def device_flags(metadata: Mapping[str, Any]) -> set[str]:
 
 def noise_sigma(Y: np.ndarray) -> np.ndarray:
     """Robust white-noise standard deviation of each row from its second difference."""
-    d2 = np.diff(Y, n=2, axis=1)
-    mad = np.median(np.abs(d2 - np.median(d2, axis=1, keepdims=True)), axis=1)
-    return 1.4826 * mad / np.sqrt(6.0)
+    _, mad = mad_rows(np.diff(Y, n=2, axis=1))
+    return 1.4826 * mad[:, 0] / np.sqrt(6.0)
 
 
 def background(x: np.ndarray, Y: np.ndarray, width_cm: float) -> np.ndarray:
@@ -157,9 +157,9 @@ def assess(batch: SpectrumBatch, grid: np.ndarray) -> Quality:
     grid = np.asarray(grid, dtype=np.float64)
     x = batch.wavenumber
     _, Y = fill_nan(x, batch.intensity)
-    inside = (x >= grid[0]) & (x <= grid[-1])
-    if inside.sum() >= MIN_POINTS:
-        x, Y = x[inside], Y[:, inside]
+    first, stop = np.searchsorted(x, grid[0], side="left"), np.searchsorted(x, grid[-1], side="right")
+    if stop - first >= MIN_POINTS:  # a slice of the increasing axis: row-major view, not a copy
+        x, Y = x[first:stop], Y[:, first:stop]
     snr, fluorescence = signal_levels(x, Y, batch.technique)
     invalid = np.isin(np.arange(len(batch)), list(batch.invalid))
     snr[invalid] = fluorescence[invalid] = 0.0
