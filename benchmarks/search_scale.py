@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -210,7 +212,17 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         index = PCAIndex.build(lib)
         t_build = time.perf_counter() - t
-        print(f"{n:>9}  generated in {t_gen:.0f} s; index built in {t_build:.1f} s "
+        with tempfile.TemporaryDirectory() as cache:  # what Searcher's cache saves the next process
+            path = Path(cache) / "index.npz"
+            t = time.perf_counter()
+            index.save(path, key="benchmark")
+            t_save = time.perf_counter() - t
+            t = time.perf_counter()
+            PCAIndex.load(path, lib, key="benchmark")
+            t_load = time.perf_counter() - t
+            size = path.stat().st_size
+        print(f"{n:>9}  generated in {t_gen:.0f} s; index built in {t_build:.1f} s, cached in {t_save:.1f} s "
+              f"({size / 1e6:,.0f} MB), read back from the cache in {t_load:.1f} s "
               f"(levels {index.levels}, median residual {np.median(index.residual_head):.2f} / "
               f"{np.median(index.residual_tail):.2f}, useful: {index.useful()})")
         for label, q in (("1 known", known[0]), (f"{len(known)} known", known), (f"{len(unknown)} unknown", unknown)):

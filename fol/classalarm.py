@@ -15,14 +15,27 @@ shift, band broadening, smooth response, sloped baseline, noise) and then the
 library's recipe, so that the classifier sees what a query looks like. Model:
 scikit-learn ``LogisticRegression`` (L2, balanced class weights).
 
+Training spectra are capped at ``MAX_TRAINING``: analogues always get ``PER_ENTRY``
+each, the other entries share what is left (at least ``MIN_PER_OTHER`` each), so a
+10,000-entry library trains in seconds and a few hundred MB instead of ~100 s and
+~10 GB. Libraries up to ~2,000 entries are below the cap and unaffected.
+
 It is trained when a library section is first used and kept in memory per library
-content hash and technique (no file is written, nothing is unpickled). Training a
-~100-entry section takes about a second.
+content hash and technique, and on disk in the user's cache directory
+(``fol.paths.cache_dir``: ``$FOL_CACHE_DIR``, else ``$XDG_CACHE_HOME/fol``, else
+``~/.cache/fol``) as a plain
+``.npz`` of the coefficients, keyed by the library hash, technique and
+``MODEL_VERSION``: the next process, and every replay worker, reads it back in
+milliseconds. Nothing is pickled; a cache file that does not match what is expected
+is ignored and retrained. Training the shipped ~100-entry section takes about a second.
 """
 
 from __future__ import annotations
 
+import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -40,6 +53,12 @@ PER_ENTRY = 12
 CLASS_C = 1.0
 #: fixed seed of the training simulation (the classifier is a function of the library alone)
 TRAIN_SEED = 20260301
+#: at most this many training spectra (analogues keep PER_ENTRY each, the others share the rest)
+MAX_TRAINING = 24_000
+#: training spectra per non-analogue entry never fall below this
+MIN_PER_OTHER = 2
+#: bump when training changes, so cached models of the old training are not used
+MODEL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -92,10 +111,12 @@ def training_mixtures(section, rng: np.random.Generator) -> tuple[np.ndarray, np
     peak = raw.max(axis=1, keepdims=True)
     refs = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)
     others = np.flatnonzero(usable & ~labels)
+    n_pos = int((usable & labels).sum())
+    per_other = int(np.clip((MAX_TRAINING - n_pos * PER_ENTRY) // max(others.size, 1), MIN_PER_OTHER, PER_ENTRY))
     out, lab = [], []
     for i in np.flatnonzero(usable):
-        k = PER_ENTRY
-        frac = np.where(np.arange(k) < k // 4, 1.0, rng.uniform(0.15, 1.0, k))
+        k = PER_ENTRY if labels[i] else per_other
+        frac = np.where(np.arange(k) < max(k // 4, 1), 1.0, rng.uniform(0.15, 1.0, k))
         pool = others[others != i]
         a = rng.choice(pool, k)
         b = rng.choice(pool, k)
@@ -128,9 +149,69 @@ def train(section, seed: int = TRAIN_SEED) -> ClassAlarm | None:
 _CACHE: dict[tuple[str, str], ClassAlarm | None] = {}
 
 
-def for_section(library_sha: str, section) -> ClassAlarm | None:
-    """The detector of a library section, trained once per (library content hash, technique)."""
+def _cache_file(library_sha: str, technique: str) -> Path:
+    from .paths import cache_file
+
+    return cache_file("classalarm", MODEL_VERSION, technique, library_sha)
+
+
+def _fingerprint(section) -> str:
+    """A cheap check that a cached model belongs to this section: its grid, names and classes."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(section.grid, dtype="<f8").tobytes())
+    h.update("\x1f".join(section.names).encode() + b"\0" + "\x1f".join(section.classes).encode())
+    return h.hexdigest()
+
+
+def _read_cached(path: Path, library_sha: str, section) -> tuple[bool, ClassAlarm | None]:
+    """(found, model) from a cache file; (False, None) if absent or not what is expected."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if (str(z["library_sha256"]) != library_sha or str(z["technique"]) != section.technique
+                    or int(z["model_version"]) != MODEL_VERSION or str(z["fingerprint"]) != _fingerprint(section)):
+                return False, None
+            if not bool(z["trained"]):
+                return True, None
+            coef = np.array(z["coef"], dtype=np.float64)
+            if coef.shape != (len(section.grid),) or not np.all(np.isfinite(coef)):
+                return False, None
+            return True, ClassAlarm(coef, float(z["intercept"]), int(z["positives"]), int(z["negatives"]))
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+        return False, None
+
+
+def _write_cached(path: Path, library_sha: str, section, model: ClassAlarm | None) -> None:
+    """Best effort: a cache that cannot be written only costs training again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, library_sha256=library_sha, technique=section.technique, model_version=MODEL_VERSION,
+                 fingerprint=_fingerprint(section),
+                 trained=model is not None, coef=model.coef if model else np.zeros(0),
+                 intercept=model.intercept if model else 0.0, positives=model.positives if model else 0,
+                 negatives=model.negatives if model else 0)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def for_section(library_sha: str, section, *, persist: bool = True) -> ClassAlarm | None:
+    """The detector of a library section: trained once per (library content hash, technique).
+
+    Looked up in memory, then (if ``persist``) in the cache directory, then trained
+    and cached. Pass ``persist=False`` when ``library_sha`` is not known to be the
+    content hash (a library loaded with ``allow_unverified``).
+    """
     key = (library_sha, section.technique)
+    path = _cache_file(library_sha, section.technique)
     if key not in _CACHE:
-        _CACHE[key] = train(section)
+        found, model = _read_cached(path, library_sha, section) if persist else (False, None)
+        if not found:
+            model = train(section)
+            if persist:
+                _write_cached(path, library_sha, section, model)
+        _CACHE[key] = model
+    elif persist and not path.exists():  # known here, but not (or no longer) on disk for other processes
+        _write_cached(path, library_sha, section, _CACHE[key])
     return _CACHE[key]

@@ -43,6 +43,7 @@ in bounded memory, and ``PCAIndex.build`` streams it once to project.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -292,19 +293,54 @@ class PCAIndex:
 
     # -- persistence (plain arrays, no pickle)
 
-    def save(self, path: str | Path) -> None:
-        np.savez(path, basis=self.basis, scan=self.scan, tail=self.tail, residual_tail=self.residual_tail,
-                 max_norm=np.float64(self.max_norm))
+    def save(self, path: str | Path, key: str = "") -> None:
+        """Write the index to ``path`` (``.npz``; written to a temporary file, then renamed).
+
+        ``key`` names what it was built from (``fol.search.Searcher`` uses the library
+        hash, technique and similarity); ``load`` can insist on it.
+        """
+        path = Path(path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, basis=self.basis, scan=self.scan, tail=self.tail, residual_tail=self.residual_tail,
+                 max_norm=np.float64(self.max_norm), key=np.str_(key))
+        os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | Path, rows: Rows | np.ndarray) -> "PCAIndex":
+    def load(cls, path: str | Path, rows: Rows | np.ndarray, key: str | None = None) -> "PCAIndex":
+        """Read an index saved for ``rows``; ValueError if it does not fit them.
+
+        Besides the shapes (and ``key``, when given), a sample of rows is projected
+        again and must agree with the stored projections and residual bounds: an index
+        of other rows would make the search inexact, so it is refused.
+        """
         rows = rows if isinstance(rows, Rows) else Rows(rows)
         with np.load(path, allow_pickle=False) as z:
+            if key is not None and str(z["key"]) != key:
+                raise ValueError(f"{path}: index built for {str(z['key'])!r}, not {key!r}")
             index = cls(rows, z["basis"], z["scan"], z["tail"], z["residual_tail"], float(z["max_norm"]))
         if index.scan.shape[0] != len(rows) or index.basis.shape[0] != rows.shape[1]:
             raise ValueError(f"{path}: index of shape {index.scan.shape[0]}x{index.basis.shape[0]} "
                              f"does not fit a {rows.shape[0]}x{rows.shape[1]} matrix")
+        if not index._matches_rows():
+            raise ValueError(f"{path}: the stored projections do not match the rows (built from another matrix)")
         return index
+
+    def _matches_rows(self, sample: int = 64, seed: int = 0) -> bool:
+        """Re-project a few rows (the first, the last, a random sample) and compare."""
+        n_rows = len(self.rows)
+        if n_rows == 0:
+            return True
+        pick = np.unique(np.r_[0, n_rows - 1, np.random.default_rng(seed).integers(0, n_rows, sample)])
+        b64 = self.rows.take(pick).astype(np.float64)
+        d1 = self.levels[0]
+        p = b64 @ self.basis
+        norm2 = np.einsum("ij,ij->i", b64, b64)
+        res_head = np.sqrt(np.maximum(norm2 - np.einsum("ij,ij->i", p[:, :d1], p[:, :d1]), 0.0))
+        scale = max(self.max_norm, 1e-30)
+        return bool(np.allclose(self.scan[pick, :d1], p[:, :d1], rtol=0, atol=1e-5 * scale)
+                    and np.allclose(self.tail[pick], p[:, d1:], rtol=0, atol=1e-5 * scale)
+                    and np.all(self.residual_head[pick] >= res_head - 1e-5 * scale)
+                    and np.all(self.residual_head[pick] <= res_head + 1e-4 * scale))
 
     # -- search
 

@@ -60,6 +60,28 @@ class Identifier:
         ref["provenance"] = {t: s.provenance_summary() for t, s in library.sections.items()}
         self.library_ref = ref
 
+    def warm_caches(self) -> None:
+        """Put what is derived from the library into the cache directory now, once.
+
+        The class-alarm model of every section, and the search index of sections large
+        enough to have one, are otherwise made on first need by every process; replay
+        calls this before starting workers, so that they read them from the cache
+        instead of each training and building them. Nothing is cached for unverified
+        libraries (their hash does not name their content).
+        """
+        if not self.library.verified:
+            return
+        from .search import INDEX_MIN_ROWS, Searcher, index_cache_path
+
+        for technique, section in self.library.sections.items():
+            if self.class_alarm and self.mixture:
+                from . import classalarm
+
+                classalarm.for_section(self.library.sha256, section)
+            if (len(section) >= INDEX_MIN_ROWS and technique not in self._prepared
+                    and not index_cache_path(technique, self.mode, self.library.sha256).exists()):
+                Searcher(section, self.mode, cache_key=self.library.sha256)  # built and cached, then dropped
+
     def _prepare(self, technique: str):
         """(section, recipe, searcher, mixture model or None) for a technique, built once."""
         if technique not in self._prepared:
@@ -71,7 +93,9 @@ class Identifier:
                 from .mixture import MixtureModel
 
                 model = MixtureModel(section, self.mixture_policy)
-            self._prepared[technique] = (section, section.recipe, Searcher(section, self.mode), model)
+            cache_key = self.library.sha256 if self.library.verified else None
+            self._prepared[technique] = (section, section.recipe, Searcher(section, self.mode, cache_key=cache_key),
+                                         model)
         return self._prepared[technique]
 
     def settings(self, technique: str):
@@ -117,7 +141,7 @@ class Identifier:
         excess = np.sqrt(fit.rss / max(fit.residual.size, 1)) / sigma if sigma > 0 else np.inf
         if 1.0 - fit.explained < pol.class_min_unexplained or excess < pol.class_min_excess:
             return None
-        model = classalarm.for_section(self.library.sha256, section)
+        model = classalarm.for_section(self.library.sha256, section, persist=self.library.verified)
         if model is None:
             return None
         from .spectrum import SpectrumBatch

@@ -505,6 +505,8 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
     line_no = 0
     done_tasks = [t for t in tasks if t.first + len(t) <= resume_count]
     todo = tasks[len(done_tasks):]
+    if todo and (workers > 1 or dask):
+        identifier.warm_caches()  # class model and search index made once here, not once per worker
     try:
         # spectra already in the output: ground truth and earlier results only
         for task in done_tasks:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# trained class-alarm models are cached on disk (fol.classalarm.cache_dir): tests use a
+# fresh directory per session, never the user's ~/.cache/fol; subprocesses inherit it
+os.environ["FOL_CACHE_DIR"] = tempfile.mkdtemp(prefix="fol-test-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

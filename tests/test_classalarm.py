@@ -84,3 +84,90 @@ def test_left_out_real_analogues_score_higher_than_left_out_others(enfsi):
     analogues = [called[n] for n in ("fentanyl", "furanylfentanyl", "acetylfentanyl")]
     others = [called[n] for n in ("caffeine", "mannitol", "cocaine", "heroin")]
     assert min(analogues) > 0.5 and np.mean(analogues) > np.mean(others) + 0.3, called
+
+
+# --------------------------------------------------------------- the on-disk model cache
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(classalarm, "_CACHE", {})
+    return tmp_path / "cache"
+
+
+def test_trained_model_is_cached_on_disk_and_read_back_without_training(fresh_cache, monkeypatch):
+    section, _ = scaffold_section()
+    model = classalarm.for_section("sha-disk", section)
+    files = list(fresh_cache.glob("classalarm-*.npz"))
+    assert len(files) == 1 and "raman" in files[0].name
+    # a new process: empty memory cache, and training would fail loudly
+    monkeypatch.setattr(classalarm, "_CACHE", {})
+    monkeypatch.setattr(classalarm, "train", lambda *a, **k: pytest.fail("retrained despite the cache"))
+    again = classalarm.for_section("sha-disk", section)
+    np.testing.assert_array_equal(again.coef, model.coef)
+    assert (again.intercept, again.positives, again.negatives) == (model.intercept, model.positives, model.negatives)
+
+
+def test_cached_model_of_another_section_or_a_corrupt_file_is_not_used(fresh_cache, monkeypatch):
+    section, _ = scaffold_section()
+    classalarm.for_section("sha-x", section)
+    path = next(fresh_cache.glob("classalarm-*.npz"))
+    calls = []
+    real_train = classalarm.train
+    monkeypatch.setattr(classalarm, "train", lambda s, *a, **k: calls.append(1) or real_train(s, *a, **k))
+    # same hash claimed for different content (names differ): retrained
+    monkeypatch.setattr(classalarm, "_CACHE", {})
+    other = section.subset(np.arange(20) != 5)
+    classalarm.for_section("sha-x", other)
+    assert calls == [1]
+    # a truncated file: retrained, no exception
+    path.write_bytes(path.read_bytes()[:100])
+    monkeypatch.setattr(classalarm, "_CACHE", {})
+    assert classalarm.for_section("sha-x", section) is not None
+    assert calls == [1, 1]
+
+
+def test_no_cache_file_for_unverified_libraries_or_an_unwritable_directory(fresh_cache, tmp_path, monkeypatch):
+    section, _ = scaffold_section()
+    assert classalarm.for_section("sha-u", section, persist=False) is not None
+    assert not fresh_cache.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("FOL_CACHE_DIR", str(blocker / "sub"))
+    monkeypatch.setattr(classalarm, "_CACHE", {})
+    assert classalarm.for_section("sha-w", section) is not None  # trained, cache silently skipped
+
+
+def test_library_without_a_detector_is_cached_as_such(fresh_cache, monkeypatch):
+    section, _ = scaffold_section()
+    small = section.subset(np.arange(20) >= 7)  # one analogue: no detector
+    assert classalarm.for_section("sha-none", small) is None
+    monkeypatch.setattr(classalarm, "_CACHE", {})
+    monkeypatch.setattr(classalarm, "train", lambda *a, **k: pytest.fail("retrained"))
+    assert classalarm.for_section("sha-none", small) is None
+
+
+def test_training_set_is_capped_for_large_libraries(monkeypatch):
+    section, _ = scaffold_section()
+    rng = np.random.default_rng(0)
+    clean, labels = classalarm.training_mixtures(section, rng)
+    assert clean.shape[0] == 20 * classalarm.PER_ENTRY  # below the cap: every entry PER_ENTRY
+    monkeypatch.setattr(classalarm, "MAX_TRAINING", 8 * classalarm.PER_ENTRY + 12 * 3)
+    clean, labels = classalarm.training_mixtures(section, rng)
+    assert labels.sum() == 8 * classalarm.PER_ENTRY  # analogues keep theirs
+    assert (~labels).sum() == 12 * 3
+    monkeypatch.setattr(classalarm, "MAX_TRAINING", 10)
+    clean, labels = classalarm.training_mixtures(section, rng)
+    assert (~labels).sum() == 12 * classalarm.MIN_PER_OTHER
+
+
+def test_identifier_trains_class_models_up_front(fresh_cache):
+    section, _ = scaffold_section()
+    lib = Library("mem", "scaffold", "sha-upfront", "", "", {"raman": section})
+    Identifier(lib).warm_caches()
+    assert len(list(fresh_cache.glob("classalarm-*raman*.npz"))) == 1
+    Identifier(lib, class_alarm=False).warm_caches()  # nothing to do
+    unverified = Library("mem", "scaffold", "sha-unverified", "", "", {"raman": section}, verified=False)
+    Identifier(unverified).warm_caches()
+    assert not list(fresh_cache.glob("*sha-unverified*"))

@@ -176,3 +176,42 @@ def test_white_noise_library_is_not_worth_an_index():
     assert not PCAIndex.build(noise, levels=(16, 64)).useful()
     structured = _mixtures(_substances(20, rng), 3000, rng)
     assert PCAIndex.build(structured, levels=(16, 64)).useful()
+
+
+# ------------------------------------------------------------ the index cache of Searcher
+
+
+def test_searcher_caches_its_index_and_reads_it_back(library, tmp_path, monkeypatch):
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path))
+    lib, queries = library
+    section = _Section(lib)
+    section.technique = "raman"
+    first = Searcher(section, index=True, cache_key="libsha-1")
+    files = list(tmp_path.glob("pcaindex-*.npz"))
+    assert len(files) == 1 and "libsha-1" in files[0].name and "raman" in files[0].name
+    monkeypatch.setattr(PCAIndex, "build", classmethod(lambda *a, **k: pytest.fail("rebuilt despite the cache")))
+    second = Searcher(section, index=True, cache_key="libsha-1")
+    for field in ("indices", "scores", "gap", "second"):
+        np.testing.assert_array_equal(getattr(first.search(queries, 10), field),
+                                      getattr(second.search(queries, 10), field))
+
+
+def test_cached_index_of_other_rows_is_refused_and_rebuilt(library, tmp_path, monkeypatch):
+    """Same shape, same key, other rows: loading it would make the search inexact."""
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path))
+    lib, queries = library
+    other = _mixtures(_substances(40, np.random.default_rng(5)), len(lib), np.random.default_rng(6))
+    section = _Section(other)
+    section.technique = "raman"
+    Searcher(section, index=True, cache_key="same-key")  # cached for `other`
+    path = next(tmp_path.glob("pcaindex-*.npz"))
+    with pytest.raises(ValueError, match="do not match the rows"):
+        PCAIndex.load(path, lib)
+    with pytest.raises(ValueError, match="built for"):
+        PCAIndex.load(path, other, key="another-key")
+    section = _Section(lib)
+    section.technique = "raman"
+    searcher = Searcher(section, index=True, cache_key="same-key")  # refused, rebuilt for lib
+    np.testing.assert_array_equal(searcher.search(queries, 10).indices, Searcher(section, index=False).search(queries, 10).indices)
+    path.write_bytes(b"not an npz")  # a damaged cache file is rebuilt too
+    assert Searcher(section, index=True, cache_key="same-key").index is not None

@@ -298,3 +298,18 @@ def test_a_worker_refuses_a_library_that_changed_since_the_run_started(data):
     spec = LibrarySpec(str(data.library), "f" * 64)  # as if the file had been replaced after the main process read it
     with pytest.raises(LibraryError, match="differs from the ffffffffffff this run started with"):
         replay([data.stack], identifier, spec, lambda s: None, workers=2, progress=False)
+
+
+def test_workers_find_the_class_model_already_cached(data, reference, tmp_path, monkeypatch):
+    """With workers, replay makes the library's derived models once, before starting them."""
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "o.jsonl"
+    assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
+                 "--workers", "2", "--chunk", "16"]) == 0
+    assert out.read_bytes() == reference
+    cached = list((tmp_path / "cache").glob(f"classalarm-*-raman-{data.sha}.npz"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
+                 "--workers", "2", "--chunk", "16"]) == 0
+    assert cached[0].stat().st_mtime_ns == stamp  # read back, not trained and written again
