@@ -92,9 +92,11 @@ def _fit_block(Y: np.ndarray, V: np.ndarray, pinv: np.ndarray, improved: bool, p
         # pybaselines takes pinv(A) of the row-masked Vandermonde A = sqrt(w) V for
         # each row (w is 0 or 1, so sqrt(w) = w). pinv(A) = pinv(A^T A) A^T holds for
         # any A, and A^T A is one small GEMM for the whole block (w @ outer products
-        # of V's rows) plus an (order+1)^2 pseudo-inverse per row: ~15x cheaper than
+        # of V's rows) plus an (order+1)^2 pseudo-inverse per row: ~10x cheaper than
         # an SVD of every (points x order+1) matrix, and V on [-1, 1] is well enough
-        # conditioned (order 5 on 901 points: cond(V) 43) that squaring costs nothing
+        # conditioned (order 5 on 901 points: cond(V) 43) that squaring it costs
+        # nothing. Only a mask leaving a nearly rank-deficient fit (cond > 3e7) would
+        # see pinv's cut-off of small singular values act differently.
         sw = w.astype(np.float64)
         k = V.shape[1]
         gram = (sw @ (V[:, :, None] * V[:, None, :]).reshape(V.shape[0], k * k)).reshape(-1, k, k)
