@@ -175,7 +175,7 @@ def stage_table(stats: pstats.Stats) -> list[tuple[str, float]]:
         rows.append((f"preprocess: {step}", cum("fol/preprocess.py", step, caller="_run")))
     rows += [("search (GEMM + exact top-k)", cum("fol/search.py", "search")),
              ("hit lists", cum("fol/search.py", "hits")),
-             ("mixture analysis", cum("fol/pipeline.py", "_components")),
+             ("mixture analysis", cum("fol/mixture.py", "fit_many")),
              ("class alarm", cum("fol/pipeline.py", "_class_alarm")),
              ("decision", cum("fol/decide.py", "decide")),
              ("JSON serialisation", cum("json/__init__.py", "dumps")),

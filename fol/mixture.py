@@ -26,12 +26,19 @@ orthogonal complement of its columns).
 
 Greedy forward selection (fitting all entries at once spreads a minor component over
 its look-alikes): start from the baseline alone; at each step, score every library
-entry against the current residual with one matrix-vector product of the residual
-against the baseline-projected, unit-norm library (the screening matrix), fit the
-``candidates`` best-scoring entries (plus, at the first step, the single-substance
-search hits) exactly with NNLS together with the components already kept, and add the
-one that lowers the residual most while it lowers it by at least ``min_gain``; at most
+entry against the current residual by the product of the residual with the
+baseline-projected, unit-norm library (the screening matrix), fit the ``candidates``
+best-scoring entries (plus, at the first step, the single-substance search hits)
+exactly with NNLS together with the components already kept, and add the one that
+lowers the residual most while it lowers it by at least ``min_gain``; at most
 ``max_components``.
+
+Speed. ``fit_many`` runs the selection of a batch of spectra in lock step, so every
+screening round is one matrix product for all spectra still selecting (the library
+is read once per round, not once per spectrum), ranked canonically by
+``fol.search.top_k`` so that a spectrum's fit never depends on what else was in its
+batch. The four rays of a reference are one sparse product with a precomputed band
+matrix (``ray_operator``), not four Savitzky-Golay calls per candidate.
 
 Smooth response: detector response and the gap between computed and measured band
 intensities scale bands smoothly along the axis, the same for all components. After
@@ -61,12 +68,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 from scipy.interpolate import BSpline
 from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 from scipy.special import fdtrc
 
 from .preprocess import STEPS, Recipe, covered, in_ranges
+from .search import row_norm_max
 
 #: a component's bands may sit this far (cm-1) from the reference's
 SHIFT_MAX = 4.0
@@ -80,6 +89,9 @@ RESPONSE_RANGE = 3.0
 RHO_MAX = 0.9
 #: parameters one component adds to the model (amplitude, shift, width)
 PARAMS_PER_COMPONENT = 3
+#: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
+#: ranking is cut to ``candidates`` after dropping names already in the model)
+SCREEN_RANKED = 3
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,52 @@ def baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
     return BSpline.design_matrix(grid, t, 3).toarray()
 
 
+def savgol_matrix(n: int, window: int, polyorder: int, deriv: int, delta: float) -> sparse.csr_array:
+    """``savgol_filter(., window, polyorder, deriv=deriv, delta=delta)`` (mode ``interp``) as a sparse ``[n, n]`` matrix.
+
+    The filter is linear: column ``i`` is its response to a unit impulse at ``i``. Away
+    from the ends every row is the same convolution kernel; the first and last
+    ``window // 2`` rows are the edge polynomial fits on the first and last ``window``
+    points. Both are read off the filter applied to the identity of a short signal
+    (``2 window + 1`` points) and placed in a band matrix, ``window`` non-zeros per row.
+    Equal to filtering the identity itself to ~1e-15 (the edge fits are least-squares
+    solves, which round slightly differently with a different number of right-hand
+    sides), at a fraction of its cost.
+    """
+    short = 2 * window + 1
+    if n <= short:
+        return sparse.csr_array(savgol_filter(np.eye(n), window, polyorder, deriv=deriv, delta=delta, axis=1).T)
+    m = savgol_filter(np.eye(short), window, polyorder, deriv=deriv, delta=delta, axis=1).T
+    h = window // 2
+    rows, cols, vals = [], [], []
+    edge_r, edge_c = np.meshgrid(np.arange(h), np.arange(window), indexing="ij")
+    rows += [edge_r.ravel(), (n - h + edge_r).ravel()]
+    cols += [edge_c.ravel(), (n - window + edge_c).ravel()]
+    vals += [m[:h, :window].ravel(), m[short - h:, short - window:].ravel()]
+    centre = short // 2
+    kernel = m[centre, centre - h:centre + h + 1]
+    inner = np.arange(h, n - h)
+    rows.append(np.repeat(inner, window))
+    cols.append((inner[:, None] + np.arange(-h, h + 1)).ravel())
+    vals.append(np.tile(kernel, inner.size))
+    return sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+
+
+def ray_operator(n: int, window: int, step: float) -> sparse.csr_array:
+    """The four ray maps of the module doc stacked as one sparse ``[4 n, n]`` matrix: rays = ``R @ s``.
+
+    ``R = I + shift D1 + c D2`` for the four corners ``(+-SHIFT_MAX, C_LO/C_HI)``, where
+    ``Dk`` is the Savitzky-Golay k-th derivative (cubic, ``window`` points, interpolated
+    edges) as a matrix: the filter is linear, so filtering the identity gives it, once
+    per model instead of one ``savgol_filter`` call per candidate. Band matrices
+    (``window`` non-zeros per row), so the rays of a few references cost one sparse product.
+    """
+    d1, d2 = (savgol_matrix(n, window, 3, k, step) for k in (1, 2))
+    ident = sparse.identity(n, format="csr")
+    return sparse.vstack([ident + sh * d1 + c * d2 for sh in (-SHIFT_MAX, SHIFT_MAX) for c in (C_LO, C_HI)],
+                         format="csr")
+
+
 def excluded_ranges(recipe: Recipe) -> list:
     """The ``[lo, hi]`` ranges the recipe's ``exclude`` steps drop (no sample information)."""
     return [r for s in recipe.steps if s["step"] == "exclude" for r in s["ranges"]]
@@ -210,7 +268,9 @@ class MixtureModel:
         peak = np.max(np.where(self.default_mask, raw, -np.inf), axis=1, keepdims=True)
         self.refs = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)
         self.basis = baseline_basis(self.grid, self.policy.baseline_segments)
-        self._screen = {}
+        self._ray_op = ray_operator(self.grid.size, self.policy.deriv_window, self.step)
+        self._screen: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._screen_norm: dict[bytes, float] = {}
         self._screening(self.default_mask)
 
     def __len__(self) -> int:
@@ -233,17 +293,16 @@ class MixtureModel:
             norm = np.linalg.norm(lib, axis=1, keepdims=True)
             lib = np.divide(lib, norm, out=np.zeros_like(lib), where=norm > 0)
             if len(self._screen) > 8:
-                self._screen.pop(next(iter(k for k in self._screen if k != self.default_mask.tobytes())))
+                old = next(iter(k for k in self._screen if k != self.default_mask.tobytes()))
+                del self._screen[old], self._screen_norm[old]
             self._screen[key] = (q, np.ascontiguousarray(lib, dtype=np.float32))
+            self._screen_norm[key] = row_norm_max(self._screen[key][1])
         return self._screen[key]
 
     def rays(self, rows) -> np.ndarray:
         """The four generating columns per reference, ``[len(rows), 4, n]`` (see the module doc)."""
         s = self.refs[np.asarray(rows)]
-        w = self.policy.deriv_window
-        d1 = savgol_filter(s, w, 3, deriv=1, delta=self.step, axis=1)
-        d2 = savgol_filter(s, w, 3, deriv=2, delta=self.step, axis=1)
-        return np.stack([s + sh * d1 + c * d2 for sh in (-SHIFT_MAX, SHIFT_MAX) for c in (C_LO, C_HI)], axis=1)
+        return np.ascontiguousarray((self._ray_op @ s.T).reshape(4, self.grid.size, len(s)).transpose(2, 0, 1))
 
     # ------------------------------------------------------------------ fitting
 
@@ -260,20 +319,56 @@ class MixtureModel:
 
         ``start``: library rows (e.g. the single-substance search hits) tried at the first step.
         """
+        return self.fit_many(np.asarray(y)[None, :], mask, [start])[0]
+
+    def fit_many(self, Y: np.ndarray, mask: np.ndarray | None = None, starts=None) -> list[MixtureFit]:
+        """``fit`` of every row of ``Y`` (one mask for all), the screening done for all rows at once.
+
+        Each row's selection runs as in ``fit``; whenever rows need the library screened
+        against their residuals, that is one matrix product for all of them
+        (``fol.search.top_k``: the ranking is canonical, so a row's fit does not depend on
+        the other rows in the batch). The same fits as one ``fit`` per row.
+        """
+        from .search import top_k
+
         mask = self.default_mask if mask is None else mask
         q, screen = self._screening(mask)
+        starts = [()] * len(Y) if starts is None else starts
+        steps = [self._fit_steps(np.asarray(y, dtype=np.float64), mask, q, start) for y, start in zip(Y, starts)]
+        fits: list[MixtureFit | None] = [None] * len(steps)
+        pending: dict[int, np.ndarray] = {}
+
+        def advance(i: int, ranked) -> None:
+            try:
+                pending[i] = steps[i].send(ranked)
+            except StopIteration as done:
+                fits[i] = done.value
+
+        for i in range(len(steps)):
+            advance(i, None)
+        k = min(SCREEN_RANKED * self.policy.candidates, len(screen))
+        while pending:
+            rows = list(pending)
+            ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
+                              max_norm=self._screen_norm[mask.tobytes()])
+            for i, r in zip(rows, ranked):
+                advance(i, r)
+        return fits  # type: ignore[return-value]
+
+    def _fit_steps(self, y, mask, q, start):
+        """``fit`` of one row as a generator: yields a residual to be screened, is sent the ranked rows."""
         start = [int(j) for j in start]
         yp = y[mask] - q @ (q.T @ y[mask])
-        pool = self._pool(screen, yp, start, [])
-        first, cols = self._forward(yp, mask, q, screen, pool, limit=1)
+        pool = self._pool((yield yp), start, [])
+        first, cols = yield from self._forward(yp, mask, q, pool, limit=1)
         if first and self.policy.response_segments:
             g = self.response(y, mask, q, cols[:, :4] @ nnls(cols, yp)[0], first[0])
             y = y / g
             yp = y[mask] - q @ (q.T @ y[mask])
         rss0 = float(yp @ yp)
         # the response changes band heights, not which entries are candidates: the first
-        # step reuses the first screening (one matrix-vector product less per spectrum)
-        chosen, cols = self._forward(yp, mask, q, screen, first + [j for j in pool if j not in first])
+        # step reuses the first screening (one screening less per spectrum)
+        chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first])
         chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1])
         fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1])
         fit.corrected = y
@@ -283,27 +378,23 @@ class MixtureModel:
             fit.contributions = np.stack([coef[4 * i:4 * i + 4] @ rays[i] for i in order])
         return fit
 
-    def _pool(self, screen, resid, start, chosen) -> list[int]:
+    def _pool(self, ranked, start, chosen) -> list[int]:
         """Candidates for the next step: ``start`` rows, then the best-screening entries, new names only.
 
-        Screening is one matrix-vector product of the residual with the whole screening
-        matrix: the score of an entry is its (baseline-free, unit-norm) spectrum's
-        projection on the residual.
+        ``ranked`` are the library rows best screening against the residual, best first:
+        an entry's score is its (baseline-free, unit-norm) spectrum's projection on the
+        residual.
         """
-        pol = self.policy
         names = self.section.names
-        scores = screen @ resid.astype(np.float32)
-        k = min(3 * pol.candidates, scores.size)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
         taken = {names[j] for j in chosen}
-        ranked = list(start) + [int(j) for j in top]
-        return [j for j in dict.fromkeys(ranked) if names[j] not in taken][: pol.candidates + len(start)]
+        pool = list(start) + [int(j) for j in ranked]
+        return [j for j in dict.fromkeys(pool) if names[j] not in taken][: self.policy.candidates + len(start)]
 
-    def _forward(self, yp, mask, q, screen, pool, limit: int | None = None) -> tuple[list[int], np.ndarray]:
+    def _forward(self, yp, mask, q, pool, limit: int | None = None):
         """Add, one at a time, the entry that lowers the residual most, while it falls by ``min_gain``.
 
-        ``pool`` is the candidate list of the first step; later steps screen the residual.
+        ``pool`` is the candidate list of the first step; later steps screen the residual
+        (a generator, as ``_fit_steps``); returns (chosen rows, their columns).
         """
         pol = self.policy
         chosen: list[int] = []
@@ -311,7 +402,7 @@ class MixtureModel:
         rss, resid = float(yp @ yp), yp
         while len(chosen) < (limit or pol.max_components) and rss > 0:
             if chosen:
-                pool = self._pool(screen, resid, [], chosen)
+                pool = self._pool((yield resid), [], chosen)
             if not pool:
                 break
             best = None

@@ -110,11 +110,10 @@ class Identifier:
             self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration()))
         return self._settings[technique]
 
-    def _components(self, section, model, calibration, y, mask, start) -> tuple[list[dict], dict]:
-        """Components (result-format dicts, most abundant first) of one raw row, and fit details."""
+    def _components(self, section, calibration, fit) -> list[dict]:
+        """Components (result-format dicts, most abundant first) of one row's mixture fit."""
         from .confidence import features
 
-        fit = model.fit(y, mask, start)
         comps = []
         for i, c in enumerate(fit.components):
             j = c.row
@@ -122,7 +121,7 @@ class Identifier:
             comps.append({"name": section.names[j], "class": section.classes[j], "score": round(c.score, 4),
                           "alarm": bool(section.alarm[j]), "provenance": section.provenance[j],
                           "fraction": round(c.fraction, 4), "confidence": round(conf, 4)})
-        return comps, {"fit": fit}
+        return comps
 
     def _class_alarm(self, section, recipe, pol, gate, y, fit, comps) -> dict | None:
         """The ``unlisted fentanyl-class compound`` component, if the class model calls what is left.
@@ -189,15 +188,18 @@ class Identifier:
             quality = assess(sub, section.grid)
             processed = recipe.apply(sub, section.grid)
             found = searcher.search(processed.data, self.k)
-            raw, mask = model.prepare(sub) if model is not None else (None, None)
+            fits = {}
+            if model is not None:  # mixture analysis of every analysable row, screened together
+                raw, mask = model.prepare(sub)
+                todo = [r for r in range(valid.size) if r not in processed.invalid]
+                fits = dict(zip(todo, model.fit_many(raw[todo], mask, [found.indices[r, :START_HITS] for r in todo])))
             for r, i in enumerate(valid):
                 second = searcher.hit(found.second[r], 0.0) if found.second[r] >= 0 else None
                 comps = unlisted = None
-                if model is not None and r not in processed.invalid:
-                    comps, extra = self._components(section, model, calibration, raw[r], mask,
-                                                    found.indices[r, :START_HITS])
+                if r in fits:
+                    comps = self._components(section, calibration, fits[r])
                     if self.class_alarm:
-                        unlisted = self._class_alarm(section, recipe, pol, gate, raw[r], extra["fit"], comps)
+                        unlisted = self._class_alarm(section, recipe, pol, gate, raw[r], fits[r], comps)
                 out[i] = {"where": where(int(i)), "hits": searcher.hits(found, r), "gap": float(found.gap[r]),
                           "second": second, "quality": quality.row(r), "components": comps, "unlisted": unlisted}
         return out  # type: ignore[return-value]

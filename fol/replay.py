@@ -388,8 +388,9 @@ class Progress:
 
     WIDTH = 24
 
-    def __init__(self, total: int, done: int = 0, stream=None):
+    def __init__(self, total: int, done: int = 0, stream=None, unit: str = "spectra"):
         self.stream = stream or sys.stderr
+        self.unit = unit
         self.enabled = self.stream.isatty()
         self.total, self.start, self.done = total, done, done
         self.t0 = self.last = time.monotonic()
@@ -405,7 +406,7 @@ class Progress:
         bar = "#" * int(frac * self.WIDTH)
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         self.stream.write(f"\r[{bar:<{self.WIDTH}}] {self.done:,}/{self.total:,} {frac:4.0%}  "
-                          f"{rate:,.0f} spectra/s  ETA {_clock(eta)} ")
+                          f"{rate:,.0f} {self.unit}/s  ETA {_clock(eta)} ")
         self.stream.flush()
 
     def close(self) -> None:

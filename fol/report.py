@@ -132,7 +132,7 @@ class _Overlay:
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _flagged_html(summary, identifier) -> str:
+def _flagged_html(summary, identifier, progress=None) -> str:
     overlay = _Overlay(identifier)
     out = []
     titles = {"problem": "Disagreements with the ground truth", "changed": "Changed since the earlier results",
@@ -162,14 +162,21 @@ def _flagged_html(summary, identifier) -> str:
             except Exception as e:  # a spectrum that cannot be re-read must not lose the report
                 img = f'<p class="small">no plot: {_e(e)}</p>'
             out.append("<figure>" + "<br>".join(lines) + "<br>" + img + "</figure>")
+            if progress is not None:
+                progress(1)
     return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------- the page
 
 
-def render_report(summary, identifier, inputs: list[str]) -> str:
-    """The report as one HTML string."""
+def plot_count(summary) -> int:
+    """How many overlay plots the report of ``summary`` draws (for a progress bar)."""
+    return sum(len(items) for items in summary.flagged.values())
+
+
+def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
+    """The report as one HTML string; ``progress(1)`` is called after each overlay plot."""
     lib = summary.library_ref
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     shown_inputs = inputs[:20] + ([f"... and {len(inputs) - 20} more"] if len(inputs) > 20 else [])
@@ -227,12 +234,12 @@ def render_report(summary, identifier, inputs: list[str]) -> str:
         parts += ["<h2>Flagged and changed spectra</h2>",
                   "<p class='small'>processed query (black), top components scaled by a non-negative "
                   "least-squares fit, their sum (dashed) and the residual, on the library grid</p>",
-                  _flagged_html(summary, identifier)]
+                  _flagged_html(summary, identifier, progress)]
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(path: str | Path, summary, identifier, inputs: list[str]) -> Path:
+def write_report(path: str | Path, summary, identifier, inputs: list[str], progress=None) -> Path:
     path = Path(path)
-    path.write_text(render_report(summary, identifier, inputs), encoding="utf-8")
+    path.write_text(render_report(summary, identifier, inputs, progress), encoding="utf-8")
     return path

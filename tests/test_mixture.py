@@ -4,10 +4,11 @@
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
+from scipy.signal import savgol_filter
 
 from conftest import lorentz
 from fol.library import load_library, make_section
-from fol.mixture import MixtureModel, MixturePolicy, f_test
+from fol.mixture import C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, f_test, savgol_matrix
 from fol.preprocess import default_recipe
 
 
@@ -35,6 +36,51 @@ def measured(grid, clean, rng, *, shift=0.0, broaden=0.0, snr=200.0, baseline=0.
 
 def names_of(model, fit):
     return [model.section.names[c.row] for c in fit.components]
+
+
+@pytest.mark.parametrize("n", [12, 15, 16, 23, 901, 1751])
+@pytest.mark.parametrize("window,deriv", [(5, 0), (7, 1), (7, 2), (11, 2)])
+def test_savgol_matrix_is_the_filter(n, window, deriv):
+    """Short signals (n <= 2 window + 1) filter the identity directly, longer ones assemble the band."""
+    rng = np.random.default_rng(n)
+    s = rng.standard_normal((3, n)).cumsum(axis=1)
+    m = savgol_matrix(n, window, 3, deriv, 1.7)
+    assert m.shape == (n, n) and m.nnz <= window * n
+    want = savgol_filter(s, window, 3, deriv=deriv, delta=1.7, axis=1)
+    np.testing.assert_allclose((m @ s.T).T, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("which", ["peaks", "enfsi"])
+def test_rays_are_the_savitzky_golay_derivative_corners(which, peak_section, enfsi_section):
+    """The precomputed ray operator is the module doc's definition: s + shift s' + c s'' at the four corners."""
+    section = peak_section if which == "peaks" else enfsi_section
+    model = MixtureModel(section)
+    rows = [0, len(model) // 2, len(model) - 1]
+    s = model.refs[rows]
+    w = model.policy.deriv_window
+    d1 = savgol_filter(s, w, 3, deriv=1, delta=model.step, axis=1)
+    d2 = savgol_filter(s, w, 3, deriv=2, delta=model.step, axis=1)
+    want = np.stack([s + sh * d1 + c * d2 for sh in (-SHIFT_MAX, SHIFT_MAX) for c in (C_LO, C_HI)], axis=1)
+    got = model.rays(rows)
+    assert got.shape == want.shape == (3, 4, section.grid.size)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_fit_many_is_fit_row_by_row_whatever_the_batch(peak_section):
+    """Screening a batch together gives each row the fit it gets alone (canonical ranking)."""
+    model = MixtureModel(peak_section)
+    rng = np.random.default_rng(11)
+    grid = peak_section.grid
+    Y = np.stack([measured(grid, model.refs[i % 6] + 0.3 * model.refs[(i + 2) % 6], rng, snr=80) for i in range(9)])
+    starts = [[i % 6] for i in range(9)]
+    alone = [model.fit(y, None, s) for y, s in zip(Y, starts)]
+    for batch in (model.fit_many(Y, None, starts), model.fit_many(Y[::-1], None, starts[::-1])[::-1]):
+        for a, b in zip(alone, batch):
+            assert [(c.row, c.amplitude, c.score) for c in a.components] == \
+                   [(c.row, c.amplitude, c.score) for c in b.components]
+            assert a.rss == b.rss
+    assert any(len(f.components) == 2 for f in alone)
+    assert model.fit_many(Y[:0]) == []
 
 
 def test_two_component_mixture_on_a_baseline_is_recovered_with_fractions(peak_section):

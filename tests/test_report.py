@@ -64,8 +64,33 @@ def test_a_spectrum_that_cannot_be_reread_loses_its_plot_not_the_report(data, tm
     gone = {"source": str(tmp_path / "gone.h5"), "entry": "e", "index": 0, "verdict": "identified", "alarm": True,
             "alarm_classes": ["fentanyl-analogue"], "components": [{"name": "fentanyl", "score": 0.99}]}
     summary.add(gone, None, None)
-    page = render_report(summary, identifier, ["gone.h5"])
+    ticks = []
+    page = render_report(summary, identifier, ["gone.h5"], progress=ticks.append)
     assert "no plot:" in page and "gone.h5" in page and "<img" not in page
+    assert sum(ticks) == 1  # the progress bar counts every flagged spectrum, plotted or not
+
+
+def test_report_progress_bar_counts_the_plots_on_a_terminal(data, tmp_path):
+    from fol.library import load_library
+    from fol.pipeline import Identifier
+    from fol.replay import Progress, Summary
+    from fol.report import plot_count, render_report
+    from test_replay import _Terminal
+
+    identifier = Identifier(load_library(data.library))
+    summary = Summary(load_catalogue(), identifier.library_ref)
+    from fol.recording import Recording
+
+    with Recording(data.stack) as r:
+        batch = r.read("batch").batch
+    for out in identifier.analyse(batch, source=str(data.stack), entry="batch"):
+        summary.add(out, None, None)
+    assert plot_count(summary) == summary.flagged_total["alarm"] > 0
+    tty = _Terminal()
+    bar = Progress(plot_count(summary), stream=tty, unit="plots")
+    render_report(summary, identifier, [str(data.stack)], progress=bar.update)
+    bar.close()
+    assert f"{plot_count(summary)}/{plot_count(summary)}" in tty.getvalue() and "plots/s" in tty.getvalue()
 
 
 def test_matplotlib_is_imported_only_for_a_report(data, tmp_path):

@@ -101,9 +101,14 @@ def run(args) -> int:
     text = sys.stderr if args.json == "-" else sys.stdout
     print("\n".join(summary.lines()), file=text)
     if args.report:
-        from ..report import write_report
+        from ..replay import Progress
+        from ..report import plot_count, write_report
 
-        write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths])
+        bar = Progress(plot_count(summary), unit="plots")
+        if args.no_progress:
+            bar.enabled = False
+        write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths], progress=bar.update)
+        bar.close()
         print(f"report: {args.report}", file=text)
     summary.regression.close()
     return 0
