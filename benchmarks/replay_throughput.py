@@ -29,7 +29,7 @@ Then, in the same run (ratios against the 1-worker run of the same configuration
 
 Targets: >= 2,000 spectra/s on 2 cores; >= 20x the peer pipeline.
 
-Run: python benchmarks/replay_throughput.py [--spectra 20000] [--subset 1000] [--peer 20] [--profile 2048]
+Run: python benchmarks/replay_throughput.py [--spectra 20000] [--subset 2000] [--peer 20] [--profile 2048]
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spectra", type=int, default=20_000)
     ap.add_argument("--library-size", type=int, default=10_000)
-    ap.add_argument("--subset", type=int, default=300, help="spectra for the full (mixture) pipeline")
+    ap.add_argument("--subset", type=int, default=2000, help="spectra for the full (mixture) pipeline")
     ap.add_argument("--peer", type=int, default=20, help="spectra through the peer pipeline")
     ap.add_argument("--profile", type=int, default=2_048, help="spectra in the profiled run")
     ap.add_argument("--seed", type=int, default=7)

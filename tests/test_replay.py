@@ -121,10 +121,22 @@ def test_one_result_per_spectrum_in_input_order_with_metrics(data, reference, tm
 
 
 def test_chunking_and_workers_do_not_change_a_byte(data, reference, tmp_path):
-    for i, args in enumerate((["--chunk", "7"], ["--chunk", "2048"], ["--workers", "2", "--chunk", "16"])):
+    for i, args in enumerate((["--chunk", "7"], ["--chunk", "2048"], [], ["--workers", "2", "--chunk", "16"])):
         out = tmp_path / f"o{i}.jsonl"
         assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out), *args]) == 0
         assert out.read_bytes() == reference, args
+
+
+def test_default_task_size_follows_the_pipeline(data):
+    from fol.library import load_library
+    from fol.pipeline import Identifier
+    from fol.replay import CHUNK_ROWS, CHUNK_ROWS_MIXTURE, default_chunk
+
+    library = load_library(data.library)
+    assert default_chunk(Identifier(library)) == CHUNK_ROWS_MIXTURE < CHUNK_ROWS
+    assert default_chunk(Identifier(library, mixture=False, class_alarm=False)) == CHUNK_ROWS
+    tasks = plan([str(data.stack)] * 10, CHUNK_ROWS_MIXTURE)
+    assert max(map(len, tasks)) <= CHUNK_ROWS_MIXTURE and sum(map(len, tasks)) == 10 * data.n
 
 
 def test_dask_local_cluster_writes_the_same_bytes(data, reference, tmp_path):

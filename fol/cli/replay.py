@@ -40,8 +40,9 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1: in-process)")
     p.add_argument("--dask", metavar="SCHEDULER", help="run on a Dask cluster: scheduler address, or 'local'")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from the --json file")
-    p.add_argument("--chunk", type=int, default=2048, metavar="N",
-                   help="spectra per task (default 2048); results do not depend on it")
+    p.add_argument("--chunk", type=int, default=None, metavar="N",
+                   help="spectra per task (default 256 with mixture analysis, as by default; 2048 without); "
+                        "results do not depend on it")
     p.add_argument("--similarity", choices=("pearson", "derivative"), default="pearson",
                    help="similarity of the search (default pearson)")
     p.add_argument("--top", type=int, default=10, help="number of library hits per result (default 10)")
@@ -54,7 +55,7 @@ def _check(args) -> None:
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    if args.chunk < 1:
+    if args.chunk is not None and args.chunk < 1:
         raise UsageError("--chunk must be at least 1")
     if args.resume and (not args.json or args.json == "-"):
         raise UsageError("--resume needs --json OUT.jsonl (a file to continue)")
