@@ -209,7 +209,20 @@ class Metrics:
             if len(matrix):
                 out.append(f"confusion matrix per {title} (rows: expected, columns: reported):")
                 out.extend("  " + line for line in format_matrix(matrix))
+        rows = self.class_ovr.rows()
+        if rows:
+            out.append("per class, all labelled samples (mixtures included; per substance in the --report):")
+            out.extend("  " + line for line in format_ovr(rows, "class"))
         return out
+
+
+def format_ovr(rows: list[dict], title: str) -> list[str]:
+    """One-vs-rest counts as aligned text: label, TP, FN, FP, recall, precision."""
+    width = max(len(title), *(len(r["label"]) for r in rows))
+    pct = lambda v: "" if v is None else f"{v:.1%}"  # noqa: E731
+    head = f"{title:<{width}} {'TP':>6} {'FN':>6} {'FP':>6} {'recall':>7} {'precision':>9}"
+    return [head] + [f"{r['label']:<{width}} {r['tp']:>6} {r['fn']:>6} {r['fp']:>6} {pct(r['recall']):>7} "
+                     f"{pct(r['precision']):>9}" for r in rows]
 
 
 def format_matrix(matrix: ConfusionMatrix) -> list[str]:

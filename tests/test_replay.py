@@ -118,6 +118,13 @@ def test_one_result_per_spectrum_in_input_order_with_metrics(data, reference, tm
     assert "alarm sensitivity: 100.0% (" in out and "95% CI" in out
     assert "alarm specificity:" in out and "confusion matrix per substance" in out
     assert "confusion matrix per class" in out and "top-1 accuracy on single-substance samples: 100.0%" in out
+    # one-vs-rest per class over every labelled sample, the mixtures included
+    table = out[out.index("per class, all labelled samples"):].splitlines()[1:]
+    assert table[0].split() == ["class", "TP", "FN", "FP", "recall", "precision"]
+    counts = {line.split()[0]: [int(v) for v in line.split()[1:4]] for line in table[1:] if line.startswith("  ")}
+    cat = load_catalogue()
+    fentanyl_rows = sum(1 for t in data.expected if any(cat[n].cls == "fentanyl-analogue" for n in t))
+    assert counts["fentanyl-analogue"][0] + counts["fentanyl-analogue"][1] == fentanyl_rows > 0
 
 
 def test_chunking_and_workers_do_not_change_a_byte(data, reference, tmp_path):
