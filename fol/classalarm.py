@@ -32,7 +32,6 @@ is ignored and retrained. Training the shipped ~100-entry section takes about a 
 
 from __future__ import annotations
 
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,15 +182,14 @@ def _read_cached(path: Path, library_sha: str, section) -> tuple[bool, ClassAlar
 
 def _write_cached(path: Path, library_sha: str, section, model: ClassAlarm | None) -> None:
     """Best effort: a cache that cannot be written only costs training again next time."""
+    from .paths import save_npz
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, library_sha256=library_sha, technique=section.technique, model_version=MODEL_VERSION,
+        save_npz(path, library_sha256=library_sha, technique=section.technique, model_version=MODEL_VERSION,
                  fingerprint=_fingerprint(section),
                  trained=model is not None, coef=model.coef if model else np.zeros(0),
                  intercept=model.intercept if model else 0.0, positives=model.positives if model else 0,
                  negatives=model.negatives if model else 0)
-        os.replace(tmp, path)
     except OSError:
         pass
 

@@ -43,7 +43,6 @@ in bounded memory, and ``PCAIndex.build`` streams it once to project.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -299,11 +298,10 @@ class PCAIndex:
         ``key`` names what it was built from (``fol.search.Searcher`` uses the library
         hash, technique and similarity); ``load`` can insist on it.
         """
-        path = Path(path)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, basis=self.basis, scan=self.scan, tail=self.tail, residual_tail=self.residual_tail,
+        from .paths import save_npz
+
+        save_npz(path, basis=self.basis, scan=self.scan, tail=self.tail, residual_tail=self.residual_tail,
                  max_norm=np.float64(self.max_norm), key=np.str_(key))
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path, rows: Rows | np.ndarray, key: str | None = None) -> "PCAIndex":

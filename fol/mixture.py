@@ -202,8 +202,8 @@ def ray_operator(n: int, window: int, step: float) -> sparse.csr_array:
 
     ``R = I + shift D1 + c D2`` for the four corners ``(+-SHIFT_MAX, C_LO/C_HI)``, where
     ``Dk`` is the Savitzky-Golay k-th derivative (cubic, ``window`` points, interpolated
-    edges) as a matrix: the filter is linear, so filtering the identity gives it, once
-    per model instead of one ``savgol_filter`` call per candidate. Band matrices
+    edges) as a matrix (``savgol_matrix``), built once per model instead of two
+    ``savgol_filter`` calls per candidate. Band matrices
     (``window`` non-zeros per row), so the rays of a few references cost one sparse product.
     """
     d1, d2 = (savgol_matrix(n, window, 3, k, step) for k in (1, 2))
@@ -269,8 +269,7 @@ class MixtureModel:
         self.refs = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)
         self.basis = baseline_basis(self.grid, self.policy.baseline_segments)
         self._ray_op = ray_operator(self.grid.size, self.policy.deriv_window, self.step)
-        self._screen: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        self._screen_norm: dict[bytes, float] = {}
+        self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
         self._screening(self.default_mask)
 
     def __len__(self) -> int:
@@ -283,8 +282,9 @@ class MixtureModel:
         q, _ = np.linalg.qr(self.basis[mask])
         return q
 
-    def _screening(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, screening matrix) for a mask: baseline projected out of every reference, unit rows, float32."""
+    def _screening(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(Q, screening matrix, its largest row norm) for a mask: baseline projected out of every
+        reference, unit rows, float32."""
         key = mask.tobytes()
         if key not in self._screen:
             q = self._projector(mask)
@@ -294,9 +294,9 @@ class MixtureModel:
             lib = np.divide(lib, norm, out=np.zeros_like(lib), where=norm > 0)
             if len(self._screen) > 8:
                 old = next(iter(k for k in self._screen if k != self.default_mask.tobytes()))
-                del self._screen[old], self._screen_norm[old]
-            self._screen[key] = (q, np.ascontiguousarray(lib, dtype=np.float32))
-            self._screen_norm[key] = row_norm_max(self._screen[key][1])
+                del self._screen[old]
+            lib = np.ascontiguousarray(lib, dtype=np.float32)
+            self._screen[key] = (q, lib, row_norm_max(lib))
         return self._screen[key]
 
     def rays(self, rows) -> np.ndarray:
@@ -332,7 +332,7 @@ class MixtureModel:
         from .search import top_k
 
         mask = self.default_mask if mask is None else mask
-        q, screen = self._screening(mask)
+        q, screen, screen_norm = self._screening(mask)
         starts = [()] * len(Y) if starts is None else starts
         steps = [self._fit_steps(np.asarray(y, dtype=np.float64), mask, q, start) for y, start in zip(Y, starts)]
         fits: list[MixtureFit | None] = [None] * len(steps)
@@ -350,7 +350,7 @@ class MixtureModel:
         while pending:
             rows = list(pending)
             ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
-                              max_norm=self._screen_norm[mask.tobytes()])
+                              max_norm=screen_norm)
             for i, r in zip(rows, ranked):
                 advance(i, r)
         return fits  # type: ignore[return-value]

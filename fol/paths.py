@@ -34,6 +34,19 @@ def cache_dir() -> Path:
     return Path(base) / "fol"
 
 
+def save_npz(path: str | Path, **arrays) -> Path:
+    """``np.savez`` to ``path``, atomically: written beside it under a temporary name, then
+    renamed, so a reader in another process never sees half a file (its directory is made)."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
 def cache_file(kind: str, version: int, *key: str) -> Path:
     """``cache_dir()/<kind>-v<version>-<key>-....npz``, with unsafe characters dropped from the key."""
     parts = ["".join(c for c in str(k) if c.isalnum() or c in "-_.")[:80] for k in key]

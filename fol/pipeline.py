@@ -71,12 +71,11 @@ class Identifier:
         """
         if not self.library.verified:
             return
+        from . import classalarm
         from .search import INDEX_MIN_ROWS, Searcher, index_cache_path
 
         for technique, section in self.library.sections.items():
             if self.class_alarm and self.mixture:
-                from . import classalarm
-
                 classalarm.for_section(self.library.sha256, section)
             if (len(section) >= INDEX_MIN_ROWS and technique not in self._prepared
                     and not index_cache_path(technique, self.mode, self.library.sha256).exists()):

@@ -266,7 +266,6 @@ class Searcher:
             pass
         built = PCAIndex.build(self.matrix)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             built.save(path, key=key)
         except OSError:
             pass  # an unwritable cache only costs building again next time
@@ -294,7 +293,6 @@ class Searcher:
 
     def hits(self, result: SearchResult, row: int, k: int | None = None) -> list[dict]:
         """The ``hits`` list of a result object for one query row."""
-        s = self.section
         k = result.indices.shape[1] if k is None else k
         return [self.hit(j, v) for j, v in zip(result.indices[row, :k], result.scores[row, :k])]
 

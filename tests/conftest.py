@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# trained class-alarm models are cached on disk (fol.classalarm.cache_dir): tests use a
+# models derived from a library are cached on disk (fol.paths.cache_dir): tests use a
 # fresh directory per session, never the user's ~/.cache/fol; subprocesses inherit it
 os.environ["FOL_CACHE_DIR"] = tempfile.mkdtemp(prefix="fol-test-cache-")
 

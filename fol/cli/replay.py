@@ -105,11 +105,11 @@ def run(args) -> int:
         from ..replay import Progress
         from ..report import plot_count, write_report
 
-        bar = Progress(plot_count(summary), unit="plots")
-        if args.no_progress:
-            bar.enabled = False
-        write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths], progress=bar.update)
-        bar.close()
+        bar = None if args.no_progress else Progress(plot_count(summary), unit="plots")
+        write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths],
+                     progress=bar.update if bar else None)
+        if bar:
+            bar.close()
         print(f"report: {args.report}", file=text)
     summary.regression.close()
     return 0
