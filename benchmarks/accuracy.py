@@ -3,8 +3,8 @@
 Every spectrum is made by the simulated analyzer's measurement model
 (``drivers.simulator.model.simulate_batch``: instrument line shape and axis error,
 detector response, fluorescence or baseline and water/CO2 bands, shot/read noise,
-cosmic rays), written to a recording with its ground truth (``fol.recording``), read
-back chunk by chunk and analysed by ``fol.pipeline.Identifier`` (search, mixture
+cosmic rays), written to a recording with its ground truth (``fol.io.recording``), read
+back chunk by chunk and analysed by ``fol.identification.pipeline.Identifier`` (search, mixture
 analysis, confidence, class alarm, decision), as ``fol replay`` does. Prints:
 
 * pure substances at SNR 20 / 50 / 200: top-1 accuracy (most abundant component);
@@ -23,7 +23,7 @@ thresholds were chosen on the development seed 1234 (``--seed 1234``). A library
 carries a calibration (``fol library calibrate``, development seed) is evaluated with
 it; one without (the ENFSI records imported here) with the defaults. ``--calibrate``
 refits the default confidence calibration on the development seed and prints it.
-The simulation and replay code is shared with ``fol library calibrate``: ``fol.evaluation``.
+The simulation and replay code is shared with ``fol library calibrate``: ``fol.qa.evaluation``.
 
 Run: python benchmarks/accuracy.py [--library LIB.h5] [--technique ftir] [--enfsi DIR]
 """
@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fol.evaluation import (ALARM_CLASS, CUTTING, DEV_SEED, EVAL_SEED, Bench, benign, calibration_labels,  # noqa: E402
+from fol.qa.evaluation import (ALARM_CLASS, CUTTING, DEV_SEED, EVAL_SEED, Bench, benign, calibration_labels,  # noqa: E402
                             calibration_set, fentanyl_alarm, mixtures, pick, specable)
 
 
@@ -58,7 +58,7 @@ def pure_top1(b: Bench, snrs=(20, 50, 200)) -> dict:
 
 def leave_one_out(b: Bench, cuts_n: int = 5) -> dict:
     """Class-alarm rate on left-out analogues and false class alarms on left-out others."""
-    from fol.pipeline import Identifier
+    from fol.identification.pipeline import Identifier
 
     sec = b.section
     cuts = pick(CUTTING, sec, "cutting-agent", cuts_n)
@@ -91,7 +91,7 @@ def pct(k: int, n: int) -> str:
 
 
 def evaluate(library, technique: str, seed: int, n: int, loo: bool, workdir: Path) -> list[str]:
-    from fol.confidence import ece
+    from fol.identification.confidence import ece
 
     b = Bench(library, technique, seed, workdir, n)
     lines = [f"## {library.name} / {technique}: {len(b.section)} entries, seed {seed}, {n} spectra per condition", ""]
@@ -132,7 +132,7 @@ def evaluate(library, technique: str, seed: int, n: int, loo: bool, workdir: Pat
 
 def fit_and_report(x: np.ndarray, y: np.ndarray) -> None:
     """Fit on alternate rows, report the ECE and reliability on the others, print the calibration."""
-    from fol.confidence import ece, fit_calibration, reliability
+    from fol.identification.confidence import ece, fit_calibration, reliability
 
     train, test = np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1
     cal = fit_calibration(x[train], y[train])
@@ -144,7 +144,7 @@ def fit_and_report(x: np.ndarray, y: np.ndarray) -> None:
 
 
 def main(argv=None) -> int:
-    from fol.library import load_library
+    from fol.io.library import load_library
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--library", action="append", help="library file (default: the shipped library); repeatable")
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.enfsi and Path(args.enfsi).is_dir():
-            from fol.libtools import import_library
+            from fol.libtools.tools import import_library
 
             out = tmp / "enfsi-ir.h5"
             import_library(sorted(Path(args.enfsi).glob("*.json")), out, name="enfsi-ir")

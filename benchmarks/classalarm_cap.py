@@ -1,6 +1,6 @@
 """Benchmark: the class-alarm training cap on a 10,000-entry library, and the model cache.
 
-``fol.classalarm`` trains its detector on at most ``MAX_TRAINING`` simulated spectra
+``fol.identification.classalarm`` trains its detector on at most ``MAX_TRAINING`` simulated spectra
 (analogues keep ``PER_ENTRY`` each; the other entries share the rest). This measures,
 in the same run, on the replay benchmark's 10,000-entry Raman library
 (``replay_throughput.build_library``): training time and peak memory with the cap
@@ -37,8 +37,8 @@ HELD_OUT = 6
 
 def measure(library_path: str, capped: bool) -> dict:
     """Train once (capped or not), evaluate on held-out analogues; runs in a fresh process."""
-    from fol import classalarm
-    from fol.library import load_library
+    from fol.identification import classalarm
+    from fol.io.library import load_library
     from fol.spectrum import SpectrumBatch
 
     section = load_library(library_path).section("raman")
@@ -71,7 +71,7 @@ def measure(library_path: str, capped: bool) -> dict:
 
 def cache_read_ms(library_path: str, cache: str) -> tuple[float, float]:
     """(first use: train and write, ms; next process: read back, ms)."""
-    code = ("import time, sys; from fol import classalarm; from fol.library import load_library; "
+    code = ("import time, sys; from fol import classalarm; from fol.io.library import load_library; "
             "lib = load_library(sys.argv[1]); s = lib.section('raman'); t = time.perf_counter(); "
             "classalarm.for_section(lib.sha256, s); print((time.perf_counter() - t) * 1e3)")
     env = {**os.environ, "FOL_CACHE_DIR": cache}

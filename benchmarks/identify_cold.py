@@ -39,8 +39,8 @@ from search_scale import band_parameters, machine, render  # noqa: E402
 def synthetic_library(path: Path, size: int, seed: int) -> Path:
     """A ``size``-entry Raman library: catalogue substances first, then synthetic compounds."""
     from fol.catalogue import load_catalogue
-    from fol.library import make_section, write_library
-    from fol.preprocess import default_grid, default_recipe
+    from fol.io.library import make_section, write_library
+    from fol.preprocess.steps import default_grid, default_recipe
 
     rng = np.random.default_rng(seed)
     cat = load_catalogue()
@@ -58,8 +58,8 @@ def synthetic_library(path: Path, size: int, seed: int) -> Path:
 def street_sample(library: Path, path: Path, seed: int) -> Path:
     """A recording of one simulated Raman spectrum of fentanyl 20 % / mannitol 80 %."""
     from drivers.simulator.model import ReferenceSet, simulate_batch
-    from fol.library import load_library
-    from fol.recording import RecordingWriter
+    from fol.io.library import load_library
+    from fol.io.recording import RecordingWriter
 
     refset = ReferenceSet.from_library(load_library(library).section("raman"))
     batch = simulate_batch(refset, "fentanyl:0.2,mannitol:0.8", 1, np.random.default_rng(seed))

@@ -15,7 +15,7 @@ the same library again and again; its one-off cost is printed.
 
 Then, in the same run (ratios against the 1-worker run of the same configuration):
 
-* ``fol.replay.replay`` end to end (plan, read, quality, preprocess, search, decide,
+* ``fol.qa.replay.replay`` end to end (plan, read, quality, preprocess, search, decide,
   metrics, JSON Lines written to disk) with 1 and 2 worker processes, for the
   single-substance pipeline (``Identifier(mixture=False, class_alarm=False)``: read
   -> preprocess -> search -> decide -> write, the target's definition) on all
@@ -58,8 +58,8 @@ SINGLE_SUBSTANCE = (("mixture", False), ("class_alarm", False))
 def build_library(path: Path, size: int, seed: int):
     """A ``size``-entry Raman library file; returns its section."""
     from fol.catalogue import load_catalogue
-    from fol.library import make_section, write_library
-    from fol.preprocess import default_grid, default_recipe
+    from fol.io.library import make_section, write_library
+    from fol.preprocess.steps import default_grid, default_recipe
 
     rng = np.random.default_rng(seed)
     cat = load_catalogue()
@@ -90,7 +90,7 @@ def build_recording(path: Path, section, n: int, seed: int, per_sample: int = 10
     """``n`` simulated spectra in one stacked entry, with ground truth."""
     from drivers.simulator.model import ReferenceSet, make_instrument, simulate_batch
     from fol.catalogue import load_catalogue
-    from fol.recording import RecordingWriter
+    from fol.io.recording import RecordingWriter
 
     rng = np.random.default_rng(seed)
     cat = load_catalogue()
@@ -124,9 +124,9 @@ def cpu_seconds() -> float:
 
 def run_replay(recording: Path, library_path: Path, workers: int, options: tuple, out: Path):
     """One end-to-end replay (library load and worker start-up included); (wall s, CPU s, summary)."""
-    from fol.library import load_library
-    from fol.pipeline import Identifier
-    from fol.replay import LibrarySpec, replay
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import LibrarySpec, replay
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     library = load_library(library_path)
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workdir", help="keep the generated files here (default: a temporary directory)")
     args = ap.parse_args(argv)
-    from fol.recording import Recording, RecordingWriter
+    from fol.io.recording import Recording, RecordingWriter
 
     print(f"machine: {machine()}")
     tmp = tempfile.TemporaryDirectory()
@@ -219,8 +219,8 @@ def main(argv=None) -> int:
     # what is derived from the library (class-alarm model) is made once and cached, as in
     # a lab's repeated QA runs; a cache of this run's own, so the user's is not touched
     os.environ["FOL_CACHE_DIR"] = str(work / "cache")
-    from fol.library import load_library
-    from fol.pipeline import Identifier
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
 
     t = time.perf_counter()
     Identifier(load_library(lib_path)).warm_caches()

@@ -1,10 +1,10 @@
-"""Benchmark: exact top-10 search, fol.search vs. the memory-bandwidth floor and common peers.
+"""Benchmark: exact top-10 search, fol.search.searcher vs. the memory-bandwidth floor and common peers.
 
 For libraries of 10k and 100k random normalised spectra (1,500 points) and for 1 and
 256 queries, times (best of several repeats, same run, same machine):
 
 * floor    : bare ``L @ q`` + ``argpartition`` + sort of the k best (no bookkeeping)
-* fol      : ``fol.search.top_k`` with the library's max row norm computed once (as ``Searcher``):
+* fol      : ``fol.search.searcher.top_k`` with the library's max row norm computed once (as ``Searcher``):
              exact top-k, float64 re-scoring of the candidates near the k-th score
 * sklearn  : ``NearestNeighbors(metric="cosine", algorithm="brute").kneighbors``
 * corrcoef : a Python loop of ``np.corrcoef(q, row)`` over the library (single query
@@ -48,7 +48,7 @@ def corrcoef_loop(lib, q, k):
 def main(argv=None) -> int:
     from sklearn.neighbors import NearestNeighbors
 
-    from fol.search import row_norm_max, top_k
+    from fol.search.searcher import row_norm_max, top_k
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     for n in (int(s) for s in args.sizes.split(",")):
         lib = random_library(n, args.points, rng)
         nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(lib)
-        norm = row_norm_max(lib)  # once per library, as fol.search.Searcher does
+        norm = row_norm_max(lib)  # once per library, as fol.search.searcher.Searcher does
         for m in (1, args.queries):
             q = random_library(m, args.points, rng)
             q1 = q[0] if m == 1 else q

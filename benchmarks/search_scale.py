@@ -14,16 +14,16 @@ case for any pruning).
 Timed in the same run (best of ``--repeats``), per library size and query set:
 
 * brute   : ``L @ q`` (GEMV; GEMM for a batch) + ``argpartition`` + sort of the 10 best;
-* fol     : ``fol.index.PCAIndex.search`` (what ``fol.search.Searcher`` uses for
+* fol     : ``fol.search.index.PCAIndex.search`` (what ``fol.search.searcher.Searcher`` uses for
             sections of >= 100k rows); the index build is timed separately.
 
 Asserts that both return the same top-10 rows (sets, and fol's are exactly
-``fol.search.top_k``'s where that is computed) and prints brute/fol ratios.
+``fol.search.searcher.top_k``'s where that is computed) and prints brute/fol ratios.
 Target: fol >= 5x faster than brute force at 1M.
 
 With ``--disk`` the smallest library is also written to an HDF5 file (chunked, gzip,
 as library files store ``processed``) and to an ``.npy`` file, and searched from there
-without loading it (``fol.index.open_rows``): brute force block by block
+without loading it (``fol.search.index.open_rows``): brute force block by block
 (``chunked_top_k``) and through the index, whose full rows are then read from disk
 (warm page cache) only for the candidates.
 
@@ -162,7 +162,7 @@ def from_disk(lib: np.ndarray, queries: np.ndarray, index, repeats: int) -> bool
 
     import h5py
 
-    from fol.index import PCAIndex, chunked_top_k, export_npy, open_rows
+    from fol.search.index import PCAIndex, chunked_top_k, export_npy, open_rows
 
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,8 +189,8 @@ def from_disk(lib: np.ndarray, queries: np.ndarray, index, repeats: int) -> bool
 
 
 def main(argv=None) -> int:
-    from fol.index import PCAIndex
-    from fol.search import top_k
+    from fol.search.index import PCAIndex
+    from fol.search.searcher import top_k
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")

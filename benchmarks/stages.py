@@ -37,10 +37,10 @@ def raman_batch(rng, m: int):
 
 
 def main(argv=None) -> int:
-    from fol.library import make_section
-    from fol.mixture import MixtureModel
-    from fol.preprocess import RAMAN_GRID, default_recipe
-    from fol.search import top_k
+    from fol.io.library import make_section
+    from fol.identification.mixture import MixtureModel
+    from fol.preprocess.steps import RAMAN_GRID, default_recipe
+    from fol.search.searcher import top_k
     from fol.spectrum import Spectrum, SpectrumBatch
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

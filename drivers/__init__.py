@@ -32,9 +32,9 @@ import weakref
 
 from fol.errors import UsageError
 
-from .device import Analyzer
-from .protocol import Protocol
-from .transport import DEFAULT_BAUDRATE, Transport
+from drivers.device import Analyzer
+from drivers.protocol import Protocol
+from drivers.transport import DEFAULT_BAUDRATE, Transport
 
 SERIAL_OPTIONS = ("baudrate", "timeout", "retries", "acquire_retries", "completion_margin_s")
 SIM_OPTIONS = ("technique", "seed", "faults", "library", "refset", "time_scale")
@@ -79,10 +79,10 @@ class SimulatorSource:
 
     def __init__(self, sample: str, *, technique: str | None = None, seed: int | None = None, faults=None,
                  library=None, refset=None, time_scale: float = 1.0, **serial_options):
-        from .simulator import AnalyzerServer, FaultSpec, ReferenceSet, SimulatedAnalyzer
+        from drivers.simulator import AnalyzerServer, FaultSpec, ReferenceSet, SimulatedAnalyzer
 
         if refset is None:
-            from fol.library import load_library
+            from fol.io.library import load_library
 
             refset = ReferenceSet.from_library(load_library(library).section(technique or "raman"))
         elif technique and technique != refset.technique:
@@ -151,7 +151,7 @@ def open_source(uri: str, **options):
         raise UsageError("no source given (a serial port, sim:SPEC or file:REC.h5)")
     if uri.startswith("file:"):
         _check_options("file:", options, SERIAL_OPTIONS)
-        from .hdf5 import RecordingSource
+        from drivers.hdf5 import RecordingSource
 
         return RecordingSource(*_split_file_uri(uri[len("file:"):]))
     if uri.startswith("sim:"):

@@ -28,7 +28,7 @@ import numpy as np
 from fol.errors import DeviceError, SpectrumError, UsageError
 from fol.spectrum import Spectrum
 
-from .protocol import Protocol, choice, decode_floats, parse_count, parse_idn, parse_number
+from drivers.protocol import Protocol, choice, decode_floats, parse_count, parse_idn, parse_number
 
 #: setting -> (command, lowest, highest) as the page's command table gives them
 LIMITS = {

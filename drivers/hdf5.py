@@ -12,14 +12,14 @@ from __future__ import annotations
 from fol.errors import DeviceError, FormatError
 from fol.spectrum import Spectrum
 
-from .device import quality_flags
+from drivers.device import quality_flags
 
 
 class RecordingSource:
     """Spectra of a recording, one per ``acquire()``; a context manager like the device sources."""
 
     def __init__(self, path: str, entry: str | None = None):
-        from fol.recording import Recording
+        from fol.io.recording import Recording
 
         self.path = str(path)
         self._recording = Recording(self.path)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import FormatError
-from .paths import default_catalogue
+from fol.errors import FormatError
+from fol.paths import default_catalogue
 
 REQUIRED_COLUMNS = ("name", "class", "alarm", "formula", "smiles", "cas", "synonyms")
 UNKNOWN_CLASS = "unknown"

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import SpectrumError
+from fol.errors import SpectrumError
 
 TECHNIQUES = ("raman", "ftir")
 UNITS = ("counts", "absorbance", "transmittance")

@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE.parent))
 from fol.catalogue import load_catalogue  # noqa: E402
 from fol.chem.build import ASTM_E1840_BANDS, match_bands  # noqa: E402
 from fol.chem.render import SCALE_FACTOR  # noqa: E402
-from fol.libtools import sticks_from_store  # noqa: E402
-from fol.library import load_library  # noqa: E402
+from fol.libtools.tools import sticks_from_store  # noqa: E402
+from fol.io.library import load_library  # noqa: E402
 
 
 
@@ -78,7 +78,7 @@ def _search_ranks(section, processed_queries: np.ndarray, true_names: list[str])
 
 
 def enfsi_section(lib, real: Path) -> list[str]:
-    from fol.importers import read_spectra_file
+    from fol.io.importers import read_spectra_file
 
     cat = load_catalogue()
     sec = lib.section("ftir")
@@ -108,7 +108,7 @@ def enfsi_section(lib, real: Path) -> list[str]:
 
 
 def raman_section(lib, real: Path) -> list[str]:
-    from fol.importers import read_spectra_file
+    from fol.io.importers import read_spectra_file
 
     sec = lib.section("raman")
     path = real / "raman_paracetamol" / "paracetamol_renishaw.txt"

@@ -2,7 +2,7 @@
 
 One contract, checked on real spectra (ENFSI ATR-FTIR, a Renishaw Raman tablet,
 SLoPP plastics Raman) and on simulated analyzer output, for every parameter the
-batched form accepts: ``fol.baselines.fit`` equals a loop of
+batched form accepts: ``fol.preprocess.baselines.fit`` equals a loop of
 ``pybaselines.Baseline(x).<method>(row, **params)[0]``.
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from pybaselines import Baseline
 
-from fol import baselines
-from fol.importers import read_spectra_file
-from fol.preprocess import RAMAN_GRID, baseline, default_recipe, resample
+from fol.preprocess import baselines
+from fol.io.importers import read_spectra_file
+from fol.preprocess.steps import RAMAN_GRID, baseline, default_recipe, resample
 
 from conftest import REAL
 
@@ -48,7 +48,7 @@ def _real_ftir():
 def _simulated():
     """40 spectra of the shipped library's substances as the simulated analyzer records them."""
     from drivers.simulator.model import ReferenceSet, simulate_batch
-    from fol.library import load_library
+    from fol.io.library import load_library
 
     refs = ReferenceSet.from_library(load_library().section("raman"))
     rng = np.random.default_rng(11)

@@ -9,13 +9,13 @@ import pytest
 
 from conftest import lorentz
 from fol.cli import main
-from fol.confidence import DEFAULT, Calibration, section_calibration
-from fol.decide import DecisionPolicy
+from fol.identification.confidence import DEFAULT, Calibration, section_calibration
+from fol.identification.decide import DecisionPolicy
 from fol.errors import LibraryError
-from fol.evaluation import calibrate_section, choose_threshold, store_calibrations, with_calibrations
-from fol.library import load_library, make_section, write_library
-from fol.pipeline import Identifier
-from fol.preprocess import default_recipe
+from fol.qa.evaluation import calibrate_section, choose_threshold, store_calibrations, with_calibrations
+from fol.io.library import load_library, make_section, write_library
+from fol.identification.pipeline import Identifier
+from fol.preprocess.steps import default_recipe
 from fol.spectrum import Spectrum
 
 CAL = {"format": "fol-calibration", "version": 1, "seed": 1234,

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import lorentz
-from fol import classalarm
-from fol.library import Library, load_library, make_section
-from fol.pipeline import Identifier
-from fol.preprocess import default_recipe
+from fol.identification import classalarm
+from fol.io.library import Library, load_library, make_section
+from fol.identification.pipeline import Identifier
+from fol.preprocess.steps import default_recipe
 from fol.spectrum import Spectrum
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fol.cli import main
-from fol.importers import read_spectra_file
+from fol.io.importers import read_spectra_file
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 SUBSTANCES = ["fentanyl", "caffeine", "xylazine", "d_mannitol", "heroin"]

@@ -14,8 +14,8 @@ from drivers import open_source
 from drivers.simulator import AnalyzerServer, ReferenceSet, SimulatedAnalyzer
 from fol.cli import main
 from fol.errors import DeviceError
-from fol.library import LibrarySection, write_library
-from fol.recording import Recording
+from fol.io.library import LibrarySection, write_library
+from fol.io.recording import Recording
 
 pytestmark = pytest.mark.timeout(120)
 NAMES = ["fentanyl", "mannitol", "caffeine", "cocaine"]

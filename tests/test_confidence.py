@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from fol.confidence import (DEFAULT, FEATURES, Calibration, default_calibration, ece, features, fit_calibration,
+from fol.identification.confidence import (DEFAULT, FEATURES, Calibration, default_calibration, ece, features, fit_calibration,
                             reliability)
-from fol.mixture import Component, MixtureFit
+from fol.identification.mixture import Component, MixtureFit
 
 
 def test_ece_is_zero_for_perfect_calibration_and_large_for_overconfidence():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fol.decide import DecisionPolicy, base_result, decide, error_result
+from fol.identification.decide import DecisionPolicy, base_result, decide, error_result
 
 WHERE = dict(source="s.h5", entry="scan_0000", index=0, technique="raman", library_ref={"name": "t", "sha256": "0"})
 GOOD = {"snr": 80.0, "saturated": False, "fluorescence": 0.1, "flags": []}

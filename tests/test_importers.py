@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fol.errors import FormatError
-from fol.importers import read_spectra_file
+from fol.io.importers import read_spectra_file
 from fol.spectrum import Spectrum
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from fol.errors import LibraryError
-from fol.library import load_library, make_section, write_library
-from fol.preprocess import default_recipe
+from fol.io.library import load_library, make_section, write_library
+from fol.preprocess.steps import default_recipe
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_wrong_format_attribute(tmp_path):
 def test_export_jcamp_reads_back_with_the_jcamp_package(lib_path, tmp_path):
     import jcamp
 
-    from fol.libtools import export_section
+    from fol.libtools.tools import export_section
 
     s = load_library(lib_path).section("raman")
     files = export_section(s, tmp_path / "out", "jcamp")
@@ -82,7 +82,7 @@ def test_export_jcamp_reads_back_with_the_jcamp_package(lib_path, tmp_path):
 
 
 def test_import_processing_by_axis_equals_one_spectrum_at_a_time(peak_library_rows):
-    from fol.libtools import _process_by_axis
+    from fol.libtools.tools import _process_by_axis
     from fol.spectrum import Spectrum
 
     grid, _, raw = peak_library_rows

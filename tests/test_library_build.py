@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fol.cli import main
-from fol.library import load_library
+from fol.io.library import load_library
 
 pytest.importorskip("tblite")
 pytest.importorskip("rdkit")
@@ -38,7 +38,7 @@ def test_render_rebroadens_without_recomputing(small_lib, tmp_path):
     wide = tmp_path / "wide.h5"
     assert main(["library", "render", str(small_lib), "--resolution", "20", "--out", str(wide)]) == 0
     from fol.chem.render import render_sticks
-    from fol.libtools import sticks_from_store
+    from fol.libtools.tools import sticks_from_store
 
     narrow, lib = load_library(small_lib), load_library(wide)
     a, b = narrow.section("raman"), lib.section("raman")

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from fol.catalogue import load_catalogue
-from fol.metrics import BLANK, Metrics, Rate, format_matrix
-from fol.regression import Regression, changed_fields
+from fol.qa.metrics import BLANK, Metrics, Rate, format_matrix
+from fol.qa.regression import Regression, changed_fields
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -7,9 +7,9 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import savgol_filter
 
 from conftest import lorentz
-from fol.library import load_library, make_section
-from fol.mixture import C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, f_test, savgol_matrix
-from fol.preprocess import default_recipe
+from fol.io.library import load_library, make_section
+from fol.identification.mixture import C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, f_test, savgol_matrix
+from fol.preprocess.steps import default_recipe
 
 
 @pytest.fixture

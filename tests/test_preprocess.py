@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fol.errors import SpectrumError
-from fol.preprocess import (
+from fol.preprocess.steps import (
     FTIR_GRID,
     RAMAN_GRID,
     STEPS,
@@ -362,7 +362,7 @@ def test_steps_that_select_columns_return_row_major_arrays():
     every later row-wise step (medians, baselines, filters) several times slower."""
     x = np.linspace(100, 2100, 1024)
     Y = np.random.default_rng(0).normal(size=(64, x.size))
-    from fol.preprocess import crop, resample
+    from fol.preprocess.steps import crop, resample
 
     for _, out in (crop(x, Y, 200.0, 2000.0), resample(x, Y, grid=RAMAN_GRID)):
         assert out.flags.c_contiguous or out.strides[1] == out.itemsize

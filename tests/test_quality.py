@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fol.preprocess import FTIR_GRID, RAMAN_GRID
-from fol.quality import COVERAGE_MIN, SNR_LOW, assess, device_flags
+from fol.preprocess.steps import FTIR_GRID, RAMAN_GRID
+from fol.identification.quality import COVERAGE_MIN, SNR_LOW, assess, device_flags
 from fol.spectrum import SpectrumBatch
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"

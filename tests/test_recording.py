@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fol.errors import FormatError
-from fol.recording import Recording, RecordingWriter, read_spectrum
+from fol.io.recording import Recording, RecordingWriter, read_spectrum
 from fol.spectrum import Spectrum, SpectrumBatch
 
 N = 300
@@ -385,7 +385,7 @@ def test_append_refuses_a_file_that_is_not_a_recording(tmp_path):
 
 CRASHING_WRITER = """
 import os, sys, numpy as np
-from fol.recording import RecordingWriter
+from fol.io.recording import RecordingWriter
 from fol.spectrum import Spectrum
 x = np.linspace(200, 1800, 300)
 w = RecordingWriter(sys.argv[1], "w")

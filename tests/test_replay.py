@@ -17,10 +17,10 @@ import pytest
 
 from fol.catalogue import load_catalogue
 from fol.cli import main
-from fol.library import make_section, write_library
-from fol.preprocess import default_grid, default_recipe
-from fol.recording import RecordingWriter
-from fol.replay import Progress, plan, prepare_resume
+from fol.io.library import make_section, write_library
+from fol.preprocess.steps import default_grid, default_recipe
+from fol.io.recording import RecordingWriter
+from fol.qa.replay import Progress, plan, prepare_resume
 from fol.spectrum import Spectrum
 
 NAMES = ["fentanyl", "carfentanil", "xylazine", "heroin", "cocaine", "ketamine", "mannitol", "lactose", "caffeine",
@@ -135,9 +135,9 @@ def test_chunking_and_workers_do_not_change_a_byte(data, reference, tmp_path):
 
 
 def test_default_task_size_follows_the_pipeline(data):
-    from fol.library import load_library
-    from fol.pipeline import Identifier
-    from fol.replay import CHUNK_ROWS, CHUNK_ROWS_MIXTURE, default_chunk
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import CHUNK_ROWS, CHUNK_ROWS_MIXTURE, default_chunk
 
     library = load_library(data.library)
     assert default_chunk(Identifier(library)) == CHUNK_ROWS_MIXTURE < CHUNK_ROWS
@@ -283,9 +283,9 @@ def test_memory_stays_bounded_by_the_chunk_not_the_file(data, tmp_path):
     """Peak memory of a replay of 5x more spectra grows far less than 5x: the input is streamed."""
     import tracemalloc
 
-    from fol.library import load_library
-    from fol.pipeline import Identifier
-    from fol.replay import LibrarySpec, replay
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import LibrarySpec, replay
     from fol.spectrum import SpectrumBatch
 
     library = load_library(data.library)
@@ -309,9 +309,9 @@ def test_memory_stays_bounded_by_the_chunk_not_the_file(data, tmp_path):
 
 def test_a_worker_refuses_a_library_that_changed_since_the_run_started(data):
     from fol.errors import LibraryError
-    from fol.library import load_library
-    from fol.pipeline import Identifier
-    from fol.replay import LibrarySpec, replay
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import LibrarySpec, replay
 
     identifier = Identifier(load_library(data.library))
     spec = LibrarySpec(str(data.library), "f" * 64)  # as if the file had been replaced after the main process read it

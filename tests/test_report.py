@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib")
 
 from fol.catalogue import load_catalogue  # noqa: E402
 from fol.cli import main  # noqa: E402
-from fol.recording import RecordingWriter  # noqa: E402
+from fol.io.recording import RecordingWriter  # noqa: E402
 from fol.spectrum import Spectrum  # noqa: E402
 from test_replay import AXIS, ReplayData  # noqa: E402
 
@@ -54,10 +54,10 @@ def test_report_is_self_contained_with_tables_and_plots(data, tmp_path):
 
 
 def test_a_spectrum_that_cannot_be_reread_loses_its_plot_not_the_report(data, tmp_path):
-    from fol.library import load_library
-    from fol.pipeline import Identifier
-    from fol.replay import Summary
-    from fol.report import render_report
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import Summary
+    from fol.qa.report import render_report
 
     identifier = Identifier(load_library(data.library))
     summary = Summary(load_catalogue(), identifier.library_ref)
@@ -71,15 +71,15 @@ def test_a_spectrum_that_cannot_be_reread_loses_its_plot_not_the_report(data, tm
 
 
 def test_report_progress_bar_counts_the_plots_on_a_terminal(data, tmp_path):
-    from fol.library import load_library
-    from fol.pipeline import Identifier
-    from fol.replay import Progress, Summary
-    from fol.report import plot_count, render_report
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import Progress, Summary
+    from fol.qa.report import plot_count, render_report
     from test_replay import _Terminal
 
     identifier = Identifier(load_library(data.library))
     summary = Summary(load_catalogue(), identifier.library_ref)
-    from fol.recording import Recording
+    from fol.io.recording import Recording
 
     with Recording(data.stack) as r:
         batch = r.read("batch").batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fol.rowstats import mad_rows, median_rows
+from fol.preprocess.rowstats import mad_rows, median_rows
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 884, 885, 1022, 1023])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fol.search import PearsonSimilarity, DerivativeSimilarity, Searcher, top_k
+from fol.search.searcher import PearsonSimilarity, DerivativeSimilarity, Searcher, top_k
 
 
 def _normalised(rng, m, n):

@@ -5,7 +5,7 @@ import pytest
 
 from fol.catalogue import load_catalogue
 from fol.cli import main
-from fol.library import load_library
+from fol.io.library import load_library
 from fol.paths import SPECTRA_LIBRARY_DIR
 
 #: pairs documented in spectra_library/README.md as exceeding the 0.995 distinctness goal

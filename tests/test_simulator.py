@@ -361,7 +361,7 @@ def test_sim_uri_runs_the_real_driver_on_a_private_pty(refset):
 
 
 def test_file_uri_replays_a_recording(refset, tmp_path):
-    from fol.recording import RecordingWriter
+    from fol.io.recording import RecordingWriter
 
     batch = simulate_batch(refset, "sub2", 3, np.random.default_rng(0))
     path = tmp_path / "rec.h5"

@@ -8,9 +8,9 @@
 See docs/simulator.md.
 """
 
-from .faults import FaultSpec
-from .model import Instrument, ReferenceSet, make_instrument, parse_sample, simulate_batch
-from .server import AnalyzerServer, SimulatedAnalyzer
+from drivers.simulator.faults import FaultSpec
+from drivers.simulator.model import Instrument, ReferenceSet, make_instrument, parse_sample, simulate_batch
+from drivers.simulator.server import AnalyzerServer, SimulatedAnalyzer
 
 __all__ = ["AnalyzerServer", "FaultSpec", "Instrument", "ReferenceSet", "SimulatedAnalyzer", "make_instrument",
            "parse_sample", "simulate_batch"]

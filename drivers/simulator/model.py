@@ -115,7 +115,7 @@ class ReferenceSet:
 
     @classmethod
     def from_library(cls, section, technique: str | None = None) -> "ReferenceSet":
-        """The clean (``raw``) spectra of a library section (``fol.library.LibrarySection``)."""
+        """The clean (``raw``) spectra of a library section (``fol.io.library.LibrarySection``)."""
         return cls(section.grid, tuple(section.names), section.raw, technique or section.technique)
 
     def index(self, name: str) -> int:

@@ -35,9 +35,9 @@ import numpy as np
 
 from fol.errors import DeviceError, FolError, UsageError
 
-from ..protocol import DOCUMENTED_ERRORS, MAX_COMMAND
-from .faults import FaultSpec, Plan, plan
-from .model import (DEFAULT_SETTINGS, NOMINAL_TEMPERATURE_C, WARM_TEMPERATURE_C, Conditions, Instrument,
+from drivers.protocol import DOCUMENTED_ERRORS, MAX_COMMAND
+from drivers.simulator.faults import FaultSpec, Plan, plan
+from drivers.simulator.model import (DEFAULT_SETTINGS, NOMINAL_TEMPERATURE_C, WARM_TEMPERATURE_C, Conditions, Instrument,
                     ReferenceSet, make_instrument, mixture, parse_sample, render)
 
 QUEUE_LENGTH = 16

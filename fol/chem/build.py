@@ -33,7 +33,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .sticks import METHOD_VERSION, StickSpectrum
+from fol.chem.sticks import METHOD_VERSION, StickSpectrum
 
 #: Accepted Raman shifts (cm-1) of the ASTM E1840-96(2022) Table 1 standards.
 ASTM_E1840_BANDS: dict[str, tuple[float, ...]] = {
@@ -70,7 +70,7 @@ def _worker_init() -> None:
 def _compute(name: str, smiles: str, out: str) -> tuple[str, float, int]:
     """Worker: compute one substance and write its cache file."""
     _worker_init()
-    from .xtb import compute_sticks
+    from fol.chem.xtb import compute_sticks
 
     t0 = time.perf_counter()
     st = compute_sticks(name, smiles)
@@ -230,7 +230,7 @@ def match_bands(
     thermal/1/nu factors and would dominate).
     Returns ``[(unscaled computed, accepted), ...]``.
     """
-    from .render import raman_intensity
+    from fol.chem.render import raman_intensity
 
     f = np.asarray(sticks.frequencies_cm1)
     inten = raman_intensity(f * scale, sticks.raman_activity_A4_amu, excitation_nm)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .sticks import StickSpectrum
+    from fol.chem.sticks import StickSpectrum
 
 #: Frequency scaling factor for GFN2-xTB harmonic wavenumbers (see module docstring).
 #: Fit on the 43 ASTM E1840 reference bands: MAE 32.0 cm-1 unscaled -> 27.4 cm-1

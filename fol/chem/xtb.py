@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from .sticks import METHOD_VERSION, StickSpectrum
+from fol.chem.sticks import METHOD_VERSION, StickSpectrum
 
 BUILD_HINT = "install the build extra: pip install 'fol[build]'"
 

@@ -17,7 +17,7 @@ import importlib
 import os
 import sys
 
-from .. import __version__
+from fol import __version__
 
 SUBCOMMANDS = ("identify", "replay", "simulate", "library", "devices")
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import FolError
+    from fol.errors import FolError
 
     parser = build_parser()
     args = parser.parse_args(argv)

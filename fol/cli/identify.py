@@ -49,7 +49,7 @@ def register(sub) -> None:
 def _acquire(args, library):
     """(spectrum, source, entry name) from the chosen source."""
     if args.file:
-        from ..recording import read_spectrum
+        from fol.io.recording import read_spectrum
 
         spectrum, info = read_spectrum(args.file, args.entry, args.index)
         return spectrum, args.file, info.name
@@ -68,14 +68,14 @@ def _acquire(args, library):
 
 
 def run(args) -> int:
-    from ..library import load_library
-    from ..pipeline import Identifier
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
 
     library = load_library(args.library, allow_unverified=args.allow_unverified)
     spectrum, source, entry = _acquire(args, library)
     writer = entry_name = None
     if args.record:
-        from ..recording import RecordingWriter
+        from fol.io.recording import RecordingWriter
 
         writer = RecordingWriter(args.record, mode="a")
         entry_name = writer.add_spectrum(spectrum)  # raw spectrum + metadata first: nothing is lost
@@ -83,7 +83,7 @@ def run(args) -> int:
         result = Identifier(library, k=args.top, mode=args.similarity).analyse_spectrum(
             spectrum, source=source, entry=entry, index=args.index if args.file else 0)
         if writer:
-            from .. import __version__
+            from fol import __version__
 
             writer.set_results(entry_name, [result], {"fol_version": __version__, "library_sha256": library.sha256})
     finally:

@@ -87,7 +87,7 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from ..library import load_library
+    from fol.io.library import load_library
 
     return load_library(args.library, allow_unverified=getattr(args, "allow_unverified", False))
 
@@ -99,7 +99,7 @@ def run_info(args) -> int:
         json.dump(info, sys.stdout, indent=2)
         print()
         return 0
-    from ..libtools import COMPUTED_LABEL
+    from fol.libtools.tools import COMPUTED_LABEL
 
     print(f"library   {info['name']}  ({info['path']})")
     print(f"sha256    {info['sha256']}{'' if info['verified'] else '  (UNVERIFIED: content does not match)'}")
@@ -126,7 +126,7 @@ def run_list(args) -> int:
 
 
 def run_verify(args) -> int:
-    from ..library import load_library
+    from fol.io.library import load_library
 
     lib = load_library(args.library)  # raises with a clear message on mismatch
     print(f"{lib.path}: OK, content SHA-256 {lib.sha256}")
@@ -134,7 +134,7 @@ def run_verify(args) -> int:
 
 
 def run_export(args) -> int:
-    from ..libtools import export_section
+    from fol.libtools.tools import export_section
 
     lib = _load(args)
     n = 0
@@ -147,7 +147,7 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    from ..libtools import import_library, warn
+    from fol.libtools.tools import import_library, warn
 
     rep = import_library(args.files, args.out, technique=args.technique, name_map=args.name_map, name=args.name)
     for w in rep.warnings:
@@ -160,7 +160,7 @@ def run_import(args) -> int:
 
 
 def run_build(args) -> int:
-    from ..libtools import build_computed_library, warn
+    from fol.libtools.tools import build_computed_library, warn
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     sha, failed = build_computed_library(args.catalogue, args.out, cache_dir=args.cache, jobs=args.jobs,
@@ -172,7 +172,7 @@ def run_build(args) -> int:
 
 
 def run_render(args) -> int:
-    from ..libtools import render_library
+    from fol.libtools.tools import render_library
 
     lib = _load(args)
     sha = render_library(lib, args.out, raman_fwhm=args.raman_resolution or args.resolution,
@@ -186,9 +186,9 @@ def run_calibrate(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from ..errors import UsageError
-    from ..evaluation import EVAL_SEED, calibrate_section, store_calibrations
-    from ..paths import default_library
+    from fol.errors import UsageError
+    from fol.qa.evaluation import EVAL_SEED, calibrate_section, store_calibrations
+    from fol.paths import default_library
 
     if args.seed == EVAL_SEED:
         raise UsageError(f"--seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed (1234)")

@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 
 def _check(args) -> None:
-    from ..errors import UsageError
+    from fol.errors import UsageError
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -72,10 +72,10 @@ def _check(args) -> None:
 
 
 def run(args) -> int:
-    from ..library import load_library
-    from ..paths import default_library
-    from ..pipeline import Identifier
-    from ..replay import LibrarySpec, prepare_resume, replay
+    from fol.io.library import load_library
+    from fol.paths import default_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa.replay import LibrarySpec, prepare_resume, replay
 
     _check(args)
     library = load_library(args.library, allow_unverified=args.allow_unverified)
@@ -102,8 +102,8 @@ def run(args) -> int:
     text = sys.stderr if args.json == "-" else sys.stdout
     print("\n".join(summary.lines()), file=text)
     if args.report:
-        from ..replay import Progress
-        from ..report import plot_count, write_report
+        from fol.qa.replay import Progress
+        from fol.qa.report import plot_count, write_report
 
         bar = None if args.no_progress else Progress(plot_count(summary), unit="plots")
         write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths],

@@ -60,7 +60,7 @@ def register(sub) -> None:
 
 def _references(args):
     from drivers.simulator import ReferenceSet
-    from fol.library import load_library
+    from fol.io.library import load_library
 
     return ReferenceSet.from_library(load_library(args.library).section(args.technique))
 
@@ -105,7 +105,7 @@ def run_record(args) -> int:
 
     from drivers.simulator import make_instrument, parse_sample, simulate_batch
     from fol.errors import UsageError
-    from fol.recording import INSTRUMENT_KEYS, RecordingWriter
+    from fol.io.recording import INSTRUMENT_KEYS, RecordingWriter
 
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")

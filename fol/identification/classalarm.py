@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from .spectrum import SpectrumBatch
+from fol.spectrum import SpectrumBatch
 
 ALARM_CLASS = "fentanyl-analogue"
 FLAG = "class_only"
@@ -149,7 +149,7 @@ _CACHE: dict[tuple[str, str], ClassAlarm | None] = {}
 
 
 def _cache_file(library_sha: str, technique: str) -> Path:
-    from .paths import cache_file
+    from fol.paths import cache_file
 
     return cache_file("classalarm", MODEL_VERSION, technique, library_sha)
 
@@ -182,7 +182,7 @@ def _read_cached(path: Path, library_sha: str, section) -> tuple[bool, ClassAlar
 
 def _write_cached(path: Path, library_sha: str, section, model: ClassAlarm | None) -> None:
     """Best effort: a cache that cannot be written only costs training again next time."""
-    from .paths import save_npz
+    from fol.paths import save_npz
 
     try:
         save_npz(path, library_sha256=library_sha, technique=section.technique, model_version=MODEL_VERSION,

@@ -4,7 +4,7 @@ Layout (``format = "fol-library"``, ``format_version = 1``)::
 
     /                     attrs: format, format_version, name, created, fol_version, sha256, description
     /<technique>/         one group per technique ("raman", "ftir"); attrs: recipe (JSON),
-                          calibration (JSON, optional: ``fol library calibrate``, see fol.evaluation)
+                          calibration (JSON, optional: ``fol library calibrate``, see fol.qa.evaluation)
         grid              float64 [n]      the library grid (cm-1, increasing)
         processed         float32 [N, n]   recipe(raw spectrum): rows mean-centred, unit L2 norm (BLAS-ready)
         raw               float32 [N, n]   the reference spectra resampled onto the grid, before any other processing
@@ -33,9 +33,9 @@ from typing import Iterable
 
 import numpy as np
 
-from . import __version__
-from .errors import LibraryError
-from .paths import default_library
+from fol import __version__
+from fol.errors import LibraryError
+from fol.paths import default_library
 
 FORMAT = "fol-library"
 FORMAT_VERSION = 1
@@ -65,7 +65,7 @@ class LibrarySection:
 
     @property
     def recipe(self):
-        from .preprocess import Recipe
+        from fol.preprocess.steps import Recipe
 
         return Recipe.from_json(self.recipe_json)
 
@@ -172,7 +172,7 @@ def make_section(technique: str, grid: np.ndarray, raw: np.ndarray, names: list[
     Pass ``processed`` when it was computed from the original spectra (e.g. imported files on
     their own axes) rather than from ``raw`` on the grid.
     """
-    from .spectrum import SpectrumBatch
+    from fol.spectrum import SpectrumBatch
 
     grid = np.asarray(grid, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float32)

@@ -18,7 +18,7 @@ same, byte for byte, whichever runs them:
 
 At most ``2 x workers`` tasks are in flight, so memory stays bounded whatever the
 size of the input. Scores do not depend on how spectra are batched
-(``fol.search.top_k``), so neither does any result.
+(``fol.search.searcher.top_k``), so neither does any result.
 
 A corrupt file or entry never aborts the run: its spectra get error results (one per
 row; one per entry or file when not even its structure can be read), a line on
@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .decide import error_result
-from .errors import FolError, LibraryError, UsageError
-from .metrics import Metrics
-from .recording import Recording
-from .regression import Regression
+from fol.identification.decide import error_result
+from fol.errors import FolError, LibraryError, UsageError
+from fol.qa.metrics import Metrics
+from fol.io.recording import Recording
+from fol.qa.regression import Regression
 
 #: spectra per task by default: ~1 s of work for the single-substance pipeline (~2,500 spectra/s
 #: per core) ...
@@ -159,8 +159,8 @@ def _identifier(spec: LibrarySpec):
     """This process's Identifier for ``spec``, loaded once (and checked against the run's library hash)."""
     with _lock:
         if _state["spec"] != spec:
-            from .library import load_library
-            from .pipeline import Identifier
+            from fol.io.library import load_library
+            from fol.identification.pipeline import Identifier
 
             library = load_library(spec.path, allow_unverified=spec.allow_unverified)
             if library.sha256 != spec.sha256:
@@ -502,7 +502,7 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
     earlier run wrote for the first ``resume_count`` spectra; they are checked, counted
     and not written again. ``flush`` is called after each task's lines are written.
     """
-    from .catalogue import load_catalogue
+    from fol.catalogue import load_catalogue
 
     summary = Summary(catalogue or load_catalogue(), identifier.library_ref)
     use_identifier(spec, identifier)

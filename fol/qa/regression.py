@@ -14,7 +14,7 @@ import tempfile
 from collections import Counter
 from typing import Iterator
 
-from .metrics import top_component
+from fol.qa.metrics import top_component
 
 FIELDS = ("verdict", "alarm", "top")
 

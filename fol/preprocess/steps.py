@@ -34,9 +34,9 @@ from pybaselines import Baseline
 from scipy import ndimage
 from scipy.signal import savgol_filter
 
-from . import baselines
-from .rowstats import mad_rows
-from .spectrum import Spectrum, SpectrumBatch, check_technique
+from fol.preprocess import baselines
+from fol.preprocess.rowstats import mad_rows
+from fol.spectrum import Spectrum, SpectrumBatch, check_technique
 
 RAMAN_GRID = np.arange(200, 2000.1, 2.0)
 FTIR_GRID = np.arange(650, 4000.1, 4.0)
@@ -187,7 +187,7 @@ def baseline(x: np.ndarray, Y: np.ndarray, method: str = "arpls", **params) -> t
     """Subtract the baseline that pybaselines' ``method`` fits to each row.
 
     ``modpoly`` and ``imodpoly`` (the default recipes' method) run the same algorithm
-    on blocks of rows at once (``fol.baselines``, checked against pybaselines row by
+    on blocks of rows at once (``fol.preprocess.baselines``, checked against pybaselines row by
     row). Every other method, or parameters the batched form does not cover, goes
     through pybaselines one row at a time; one ``Baseline`` object serves all rows,
     so whatever it precomputes for the axis (penalty matrix, ...) is built once.

@@ -7,7 +7,7 @@ GEMM done in chunks of queries so that the score matrix held at once stays under
 ``chunk_bytes`` whatever the batch size. The rows within rounding error of the k-th
 best are then rescored canonically (float64), so results do not depend on batching,
 BLAS kernel or thread count, and ties go to the lower row index. Sections of
-``INDEX_MIN_ROWS`` rows or more are searched through ``fol.index.PCAIndex`` (the same
+``INDEX_MIN_ROWS`` rows or more are searched through ``fol.search.index.PCAIndex`` (the same
 result, without reading every row).
 
 Scores are reported HQI-style in 0..1: the correlation with negatives clipped to 0.
@@ -26,7 +26,7 @@ import numpy as np
 DEFAULT_CHUNK_BYTES = 64 << 20
 #: bump when the index layout or build changes, so cached indexes of the old kind are rebuilt
 INDEX_CACHE_VERSION = 1
-#: sections with at least this many rows are searched through ``fol.index.PCAIndex`` (same results, faster)
+#: sections with at least this many rows are searched through ``fol.search.index.PCAIndex`` (same results, faster)
 INDEX_MIN_ROWS = 100_000
 MODES = ("pearson", "derivative")
 
@@ -219,7 +219,7 @@ class SearchResult:
 
 def index_cache_path(technique: str, mode: str, cache_key: str):
     """Where ``Searcher`` keeps the PCA index of a library section (``fol.paths.cache_dir``)."""
-    from .paths import cache_file
+    from fol.paths import cache_file
 
     return cache_file("pcaindex", INDEX_CACHE_VERSION, technique, similarity(mode).name, cache_key)
 
@@ -227,7 +227,7 @@ def index_cache_path(technique: str, mode: str, cache_key: str):
 class Searcher:
     """Top-k search of processed queries against one library section.
 
-    ``index``: None (default) builds a ``fol.index.PCAIndex`` for sections of at least
+    ``index``: None (default) builds a ``fol.search.index.PCAIndex`` for sections of at least
     ``INDEX_MIN_ROWS`` rows and keeps it if the library compresses well enough for it
     to pay (``PCAIndex.useful``); True/False force it on/off. Results are the same.
 
@@ -255,7 +255,7 @@ class Searcher:
         """The PCA index of ``self.matrix``: from the cache when it holds one, else built (and cached)."""
         import zipfile
 
-        from .index import PCAIndex
+        from fol.search.index import PCAIndex
         if not cache_key:
             return PCAIndex.build(self.matrix)
         key = f"{cache_key}/{self.section.technique}/{self.similarity.name}"

@@ -36,7 +36,7 @@ lowers the residual most while it lowers it by at least ``min_gain``; at most
 Speed. ``fit_many`` runs the selection of a batch of spectra in lock step, so every
 screening round is one matrix product for all spectra still selecting (the library
 is read once per round, not once per spectrum), ranked canonically by
-``fol.search.top_k`` so that a spectrum's fit never depends on what else was in its
+``fol.search.searcher.top_k`` so that a spectrum's fit never depends on what else was in its
 batch. The four rays of a reference are one sparse product with a precomputed band
 matrix (``ray_operator``), not four Savitzky-Golay calls per candidate.
 
@@ -74,8 +74,8 @@ from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 from scipy.special import fdtrc
 
-from .preprocess import STEPS, Recipe, covered, in_ranges
-from .search import row_norm_max
+from fol.preprocess.steps import STEPS, Recipe, covered, in_ranges
+from fol.search.searcher import row_norm_max
 
 #: a component's bands may sit this far (cm-1) from the reference's
 SHIFT_MAX = 4.0
@@ -326,10 +326,10 @@ class MixtureModel:
 
         Each row's selection runs as in ``fit``; whenever rows need the library screened
         against their residuals, that is one matrix product for all of them
-        (``fol.search.top_k``: the ranking is canonical, so a row's fit does not depend on
+        (``fol.search.searcher.top_k``: the ranking is canonical, so a row's fit does not depend on
         the other rows in the batch). The same fits as one ``fit`` per row.
         """
-        from .search import top_k
+        from fol.search.searcher import top_k
 
         mask = self.default_mask if mask is None else mask
         q, screen, screen_norm = self._screening(mask)

@@ -2,11 +2,11 @@
 
 ``Identifier`` holds one library and, per technique, its recipe, searcher and mixture
 model (built once). ``analyse`` takes a whole batch so that preprocessing and search
-are matrix operations; mixture analysis (``fol.mixture``) then fits each spectrum as a
+are matrix operations; mixture analysis (``fol.identification.mixture``) then fits each spectrum as a
 combination of library entries, each component gets a calibrated confidence
-(``fol.confidence``), and when no fentanyl analogue of the library is among the
+(``fol.identification.confidence``), and when no fentanyl analogue of the library is among the
 components but what the components leave unexplained looks like one, the class alarm
-(``fol.classalarm``, trained from the library on first need) adds an ``unlisted
+(``fol.identification.classalarm``, trained from the library on first need) adds an ``unlisted
 fentanyl-class compound``. ``analyse_spectrum`` is the one-spectrum convenience used
 by ``fol identify``. Both return result objects as in result-format.md. A library
 section's own calibration (``fol library calibrate``) replaces the default confidence
@@ -19,9 +19,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from .decide import DecisionPolicy, base_result, decide, error_result
-from .errors import FolError
-from .spectrum import Spectrum, SpectrumBatch
+from fol.identification.decide import DecisionPolicy, base_result, decide, error_result
+from fol.errors import FolError
+from fol.spectrum import Spectrum, SpectrumBatch
 
 
 #: single-substance hits tried first by the mixture fit
@@ -30,7 +30,7 @@ START_HITS = 3
 
 def confident_analogue(comps: list[dict], min_confidence: float) -> bool:
     """Whether a library fentanyl analogue with confidence ≥ ``min_confidence`` is among ``comps``."""
-    from .classalarm import ALARM_CLASS
+    from fol.identification.classalarm import ALARM_CLASS
 
     return any(c["class"] == ALARM_CLASS and c["confidence"] >= min_confidence for c in comps)
 
@@ -41,7 +41,7 @@ class Identifier:
     ``policy`` and ``calibration``, when given, apply to every technique; otherwise a
     library section that carries a calibration (``fol library calibrate``) supplies its
     confidence model and ``min_confidence``, and the defaults (``DecisionPolicy()``,
-    ``fol.confidence.DEFAULT``) apply to sections without one.
+    ``fol.identification.confidence.DEFAULT``) apply to sections without one.
     """
 
     def __init__(self, library, *, mode: str = "pearson", k: int = 10, policy: DecisionPolicy | None = None,
@@ -71,8 +71,8 @@ class Identifier:
         """
         if not self.library.verified:
             return
-        from . import classalarm
-        from .search import INDEX_MIN_ROWS, Searcher, index_cache_path
+        from fol.identification import classalarm
+        from fol.search.searcher import INDEX_MIN_ROWS, Searcher, index_cache_path
 
         for technique, section in self.library.sections.items():
             if self.class_alarm and self.mixture:
@@ -84,12 +84,12 @@ class Identifier:
     def _prepare(self, technique: str):
         """(section, recipe, searcher, mixture model or None) for a technique, built once."""
         if technique not in self._prepared:
-            from .search import Searcher
+            from fol.search.searcher import Searcher
 
             section = self.library.section(technique)
             model = None
             if self.mixture:
-                from .mixture import MixtureModel
+                from fol.identification.mixture import MixtureModel
 
                 model = MixtureModel(section, self.mixture_policy)
             cache_key = self.library.sha256 if self.library.verified else None
@@ -100,7 +100,7 @@ class Identifier:
     def settings(self, technique: str):
         """(decision policy, confidence calibration) used for ``technique``: explicit, the section's, or default."""
         if technique not in self._settings:
-            from .confidence import default_calibration, section_calibration
+            from fol.identification.confidence import default_calibration, section_calibration
 
             stored = section_calibration(self.library.section(technique))
             policy = self.policy
@@ -111,7 +111,7 @@ class Identifier:
 
     def _components(self, section, calibration, fit) -> list[dict]:
         """Components (result-format dicts, most abundant first) of one row's mixture fit."""
-        from .confidence import features
+        from fol.identification.confidence import features
 
         comps = []
         for i, c in enumerate(fit.components):
@@ -130,8 +130,8 @@ class Identifier:
         leave a real signal unexplained: at least ``class_min_unexplained`` of the
         spectrum and an rms residual of at least ``class_min_excess`` times the noise.
         """
-        from . import classalarm
-        from .quality import noise_sigma
+        from fol.identification import classalarm
+        from fol.identification.quality import noise_sigma
 
         if gate is not None and confident_analogue(comps, gate):
             return None
@@ -142,7 +142,7 @@ class Identifier:
         model = classalarm.for_section(self.library.sha256, section, persist=self.library.verified)
         if model is None:
             return None
-        from .spectrum import SpectrumBatch
+        from fol.spectrum import SpectrumBatch
 
         left = fit.remainder() if fit.corrected is not None else None
         if left is None:
@@ -164,9 +164,9 @@ class Identifier:
         confidence, or None) and ``unlisted`` (the class alarm's component, or None).
         The class alarm is asked as ``analyse`` does (``gate`` True: gated by the
         policy's ``min_confidence``) or, with ``gate=None``, whatever the components'
-        confidence, so that one pass serves every threshold (``fol.evaluation``).
+        confidence, so that one pass serves every threshold (``fol.qa.evaluation``).
         """
-        from .quality import assess
+        from fol.identification.quality import assess
 
         where = lambda i: dict(source=source, entry=entry, index=start_index + i,  # noqa: E731
                                technique=batch.technique, library_ref=self.library_ref)

@@ -3,11 +3,11 @@
 Shared by ``benchmarks/accuracy.py`` (evaluation, seed 2026) and ``fol library
 calibrate`` (fitting, development seed 1234 only). Every spectrum is made by the
 simulated analyzer's measurement model (``drivers.simulator.model.simulate_batch``),
-written to a recording with its ground truth (``fol.recording``), read back chunk by
-chunk and analysed by ``fol.pipeline.Identifier``, as ``fol replay`` does.
+written to a recording with its ground truth (``fol.io.recording``), read back chunk by
+chunk and analysed by ``fol.identification.pipeline.Identifier``, as ``fol replay`` does.
 
 ``calibrate_section`` fits, for one library section, (1) the per-component confidence
-calibration (``fol.confidence.fit_calibration`` on ``calibration_set``) and (2) the
+calibration (``fol.identification.confidence.fit_calibration`` on ``calibration_set``) and (2) the
 decision threshold ``min_confidence``: with the new calibration, cutting agents,
 solvents, adulterants and blanks alone (false alarm: any alarm) and analogues at 5 and
 10 % in cutting agents with and without xylazine (fentanyl-class alarm) are analysed once, the class alarm asked whatever
@@ -64,7 +64,7 @@ class Bench:
 
     def __init__(self, library, technique: str, seed: int, workdir: Path, n: int, identifier=None):
         from drivers.simulator.model import ReferenceSet
-        from fol.pipeline import Identifier
+        from fol.identification.pipeline import Identifier
 
         self.library, self.technique, self.n = library, technique, n
         self.section = library.section(technique)
@@ -77,7 +77,7 @@ class Bench:
     def record(self, samples: list[tuple[str, dict, dict]]) -> Path:
         """Write one recording: per (spec, expected, conditions) a stack of ``n`` spectra."""
         from drivers.simulator.model import make_instrument, simulate_batch
-        from fol.recording import RecordingWriter
+        from fol.io.recording import RecordingWriter
 
         self.count += 1
         path = self.workdir / f"{self.technique}-{self.count:03d}.h5"
@@ -89,7 +89,7 @@ class Bench:
         return path
 
     def _chunks(self, path: Path, identifier, method: str, **kw) -> list[tuple[dict, dict]]:
-        from fol.recording import Recording
+        from fol.io.recording import Recording
 
         analyse = getattr(identifier or self.identifier, method)
         out = []
@@ -158,7 +158,7 @@ def benign(b: Bench) -> tuple[int, int, list]:
 
 
 def calibration_labels(res: list[tuple[dict, dict]], section) -> tuple[list, list]:
-    """(confidence, truly present 0/1) of every reported component (see fol.confidence)."""
+    """(confidence, truly present 0/1) of every reported component (see fol.identification.confidence)."""
     cls_of = dict(zip(section.names, section.classes))
     alarm_of = dict(zip(section.names, section.alarm))
     p, y = [], []
@@ -183,8 +183,8 @@ def calibration_set(library, technique: str, n_spectra: int = 600, seed: int = D
     substances a library lacks).
     """
     from drivers.simulator.model import ReferenceSet, make_instrument, simulate_batch
-    from fol.confidence import features
-    from fol.mixture import MixtureModel
+    from fol.identification.confidence import features
+    from fol.identification.mixture import MixtureModel
 
     sec = library.section(technique)
     refset = ReferenceSet.from_library(sec)
@@ -245,9 +245,9 @@ def choose_threshold(false_alarms: np.ndarray, sensitivity: np.ndarray, second: 
 def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV_SEED, n: int = 3,
                       n_spectra: int = 600, max_false_alarm: float = MAX_FALSE_ALARM) -> dict:
     """The calibration record (JSON-ready, numbers only) of one library section; see the module doc."""
-    from fol.confidence import ece, fit_calibration
-    from fol.decide import DecisionPolicy
-    from fol.pipeline import Identifier
+    from fol.identification.confidence import ece, fit_calibration
+    from fol.identification.decide import DecisionPolicy
+    from fol.identification.pipeline import Identifier
 
     if seed == EVAL_SEED:
         raise ValueError(f"seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed")
@@ -295,7 +295,7 @@ def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV
 
 def with_calibrations(library, calibrations: dict[str, dict]):
     """A copy of ``library`` (in memory) whose sections carry ``calibrations`` (technique → record)."""
-    from fol.library import content_sha256
+    from fol.io.library import content_sha256
 
     sections = {t: replace(s, calibration_json=json.dumps(calibrations[t], sort_keys=True))
                 if t in calibrations else s for t, s in library.sections.items()}
@@ -309,7 +309,7 @@ def store_calibrations(path: str | Path, calibrations: dict[str, dict]) -> str:
     """
     import h5py
 
-    from fol.library import load_library
+    from fol.io.library import load_library
 
     lib = load_library(path)  # refuses a file that does not match its hash before we re-sign it
     updated = with_calibrations(lib, calibrations)

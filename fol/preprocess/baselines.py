@@ -9,12 +9,12 @@ Vandermonde matrix, same ``numpy.linalg.pinv`` of the (masked) Vandermonde, same
 update and the same per-row stopping rule (``pybaselines.utils.relative_difference``
 against ``tol``), with each row leaving the iteration when *it* converges.
 
-They are an implementation detail of ``fol.preprocess.baseline``, not a new method:
+They are an implementation detail of ``fol.preprocess.steps.baseline``, not a new method:
 recipes still name the pybaselines method and its pybaselines parameters, and
 ``tests/test_baselines.py`` checks every supported parameter combination against
 pybaselines row by row (agreement to ~1e-12 of the signal; the arithmetic is the
 same but BLAS may sum in a different order). Parameters these functions do not
-implement make ``fol.preprocess.baseline`` fall back to pybaselines itself.
+implement make ``fol.preprocess.steps.baseline`` fall back to pybaselines itself.
 """
 
 from __future__ import annotations

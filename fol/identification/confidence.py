@@ -28,7 +28,7 @@ the bin's share of components. ``python benchmarks/accuracy.py --calibrate`` ref
 
 ``DEFAULT`` does not transfer to every library: ``fol library calibrate`` fits one per
 library section and stores it in the library (``section_calibration`` reads it back;
-``fol.pipeline.Identifier`` prefers it to ``DEFAULT``).
+``fol.identification.pipeline.Identifier`` prefers it to ``DEFAULT``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ DEFAULT = {
 
 
 def features(component, fit, main: bool) -> np.ndarray:
-    """The feature vector of one component (``fol.mixture.Component``) of a fit."""
+    """The feature vector of one component (``fol.identification.mixture.Component``) of a fit."""
     return np.array([
         component.score,
         np.log10(max(component.gain, 1e-6)),
@@ -98,7 +98,7 @@ def section_calibration(section) -> tuple[Calibration, dict] | None:
     """(calibration, decision-policy overrides) stored in a library section, or None if it has none.
 
     The section's ``calibration_json`` (written by ``fol library calibrate``, see
-    ``fol.evaluation``) holds ``confidence`` (as ``to_json``) and ``policy`` (numbers for
+    ``fol.qa.evaluation``) holds ``confidence`` (as ``to_json``) and ``policy`` (numbers for
     ``DecisionPolicy`` fields, e.g. ``min_confidence``); other keys are the record of how
     it was fitted.
     """
@@ -106,8 +106,8 @@ def section_calibration(section) -> tuple[Calibration, dict] | None:
         return None
     from dataclasses import fields
 
-    from .decide import DecisionPolicy
-    from .errors import LibraryError
+    from fol.identification.decide import DecisionPolicy
+    from fol.errors import LibraryError
 
     try:
         d = json.loads(section.calibration_json)

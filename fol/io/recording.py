@@ -34,9 +34,9 @@ from typing import Any, Iterable, Iterator
 import h5py
 import numpy as np
 
-from . import __version__
-from .errors import FolError, FormatError
-from .spectrum import MIN_POINTS, TECHNIQUES, Spectrum, SpectrumBatch
+from fol import __version__
+from fol.errors import FolError, FormatError
+from fol.spectrum import MIN_POINTS, TECHNIQUES, Spectrum, SpectrumBatch
 
 FORMAT = "fol-recording"
 FORMAT_VERSION = 1
@@ -326,7 +326,7 @@ class Recording:
 
     def _resolve(self, name: str) -> str | None:
         if self._catalogue is None:
-            from .catalogue import load_catalogue
+            from fol.catalogue import load_catalogue
 
             self._catalogue = load_catalogue()
         return self._catalogue.resolve(name)

@@ -2,7 +2,7 @@
 
 Sections: run summary, QA metrics with confusion matrices (when ground truth was
 recorded), regression diff (when earlier results were recorded), and an overlay plot
-for each flagged or changed spectrum kept by ``fol.replay.Summary`` (the first
+for each flagged or changed spectrum kept by ``fol.qa.replay.Summary`` (the first
 ``KEEP_PER_KIND`` of each kind, in input order): the processed query, the top
 components (library rows scaled by a non-negative least-squares fit to the query),
 their sum, and the residual, on the library grid. Plots are drawn with matplotlib's
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .metrics import ConfusionMatrix
+from fol import __version__
+from fol.qa.metrics import ConfusionMatrix
 
 #: rows of the regression table in the report (all changes are in the text summary)
 MAX_CHANGE_ROWS = 2000
@@ -85,7 +85,7 @@ class _Overlay:
         """Arrays to plot; raises FolError/KeyError when the spectrum or library rows cannot be had."""
         from scipy.optimize import nnls
 
-        from .recording import read_spectrum
+        from fol.io.recording import read_spectrum
 
         spectrum, _ = read_spectrum(result["source"], result["entry"], int(result["index"]))
         section = self.identifier.library.section(spectrum.technique)

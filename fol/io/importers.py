@@ -31,8 +31,8 @@ from pathlib import Path
 import jcamp
 import numpy as np
 
-from .errors import FolError, FormatError
-from .spectrum import MIN_POINTS, Spectrum, check_technique
+from fol.errors import FolError, FormatError
+from fol.spectrum import MIN_POINTS, Spectrum, check_technique
 
 JCAMP_SUFFIXES = (".jdx", ".dx", ".jcamp", ".jcm")
 #: binary (or vendor-specific) formats we do not parse, by suffix, for the error message

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalogue import UNKNOWN_CLASS, Catalogue, load_catalogue, name_key
-from .errors import FolError, FormatError, LibraryError
-from .library import Library, LibrarySection, make_section, write_library
+from fol.catalogue import UNKNOWN_CLASS, Catalogue, load_catalogue, name_key
+from fol.errors import FolError, FormatError, LibraryError
+from fol.io.library import Library, LibrarySection, make_section, write_library
 
 COMPUTED_PROVENANCE = "computed"
 COMPUTED_LABEL = "computed (GFN2-xTB, harmonic)"
@@ -64,7 +64,7 @@ def _resample(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 def _process_by_axis(spectra: list, recipe, grid: np.ndarray) -> np.ndarray:
     """``recipe`` applied to spectra on their own axes: one batch per distinct axis, rows in input order."""
-    from .spectrum import SpectrumBatch
+    from fol.spectrum import SpectrumBatch
 
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, s in enumerate(spectra):
@@ -78,8 +78,8 @@ def _process_by_axis(spectra: list, recipe, grid: np.ndarray) -> np.ndarray:
 def import_library(files, out: str | Path, *, technique: str | None = None, name_map: str | Path | None = None,
                    catalogue: Catalogue | None = None, name: str | None = None) -> ImportReport:
     """Build a library from measured spectra files (JCAMP-DX, CSV/TXT, spectral-synth JSON)."""
-    from .importers import read_spectra_file
-    from .preprocess import default_grid, default_recipe
+    from fol.io.importers import read_spectra_file
+    from fol.preprocess.steps import default_grid, default_recipe
 
     catalogue = catalogue or load_catalogue()
     mapping = read_name_map(name_map) if name_map else {}
@@ -127,8 +127,8 @@ def import_library(files, out: str | Path, *, technique: str | None = None, name
 def sections_from_sticks(sticks: dict, catalogue: Catalogue, *, raman_fwhm: float | None = None,
                          ftir_fwhm: float | None = None, excitation_nm: float = 785.0) -> dict[str, LibrarySection]:
     """Render stick spectra onto the default grids of both techniques (one row per substance)."""
-    from .chem.render import render_sticks
-    from .preprocess import default_grid, default_recipe
+    from fol.chem.render import render_sticks
+    from fol.preprocess.steps import default_grid, default_recipe
 
     sections = {}
     names = list(sticks)
@@ -152,7 +152,7 @@ def sticks_to_store(sticks: dict) -> dict[str, dict]:
 
 
 def sticks_from_store(store: dict[str, dict]) -> dict:
-    from .chem.sticks import StickSpectrum
+    from fol.chem.sticks import StickSpectrum
 
     return {n: StickSpectrum(name=n, smiles=st["smiles"], frequencies_cm1=np.asarray(st["frequencies_cm1"]),
                              ir_intensity_km_mol=np.asarray(st["ir_intensity_km_mol"]),
@@ -168,7 +168,7 @@ def build_computed_library(catalogue_path, out, *, cache_dir, jobs: int = 1, onl
 
     Returns (sha256, names that failed). Substances that fail are reported and left out.
     """
-    from .chem.build import build_sticks
+    from fol.chem.build import build_sticks
 
     catalogue = Catalogue.load(catalogue_path)
     rows = [{"name": s.name, "smiles": s.smiles} for s in catalogue if s.smiles]

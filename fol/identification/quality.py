@@ -37,9 +37,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import savgol_filter
 
-from .preprocess import covered, fill_nan
-from .rowstats import mad_rows
-from .spectrum import MIN_POINTS, SpectrumBatch
+from fol.preprocess.steps import covered, fill_nan
+from fol.preprocess.rowstats import mad_rows
+from fol.spectrum import MIN_POINTS, SpectrumBatch
 
 #: below this SNR a match is not trusted (``low_snr``)
 SNR_LOW = 10.0

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import __version__
+from fol import __version__
 
 RESULT_FORMAT_VERSION = 1
 POOR_SIGNAL_FLAGS = ("low_snr", "saturated", "axis_out_of_range")
