@@ -169,17 +169,17 @@ def stage_table(stats: pstats.Stats) -> list[tuple[str, float]]:
                 total += ct if caller is None else sum(v[3] for (_, _, c), v in callers.items() if c == caller)
         return total
 
-    rows = [("read recording (h5py)", cum("fol/recording.py", "read")),
-            ("quality checks", cum("fol/quality.py", "assess"))]
+    rows = [("read recording (h5py)", cum("fol/io/recording.py", "read")),
+            ("quality checks", cum("fol/identification/quality.py", "assess"))]
     for step in ("fill_nan", "despike", "resample", "baseline", "smooth", "normalize"):
-        rows.append((f"preprocess: {step}", cum("fol/preprocess.py", step, caller="_run")))
-    rows += [("search (GEMM + exact top-k)", cum("fol/search.py", "search")),
-             ("hit lists", cum("fol/search.py", "hits")),
-             ("mixture analysis", cum("fol/mixture.py", "fit_many")),
-             ("class alarm", cum("fol/pipeline.py", "_class_alarm")),
-             ("decision", cum("fol/decide.py", "decide")),
+        rows.append((f"preprocess: {step}", cum("fol/preprocess/steps.py", step, caller="_run")))
+    rows += [("search (GEMM + exact top-k)", cum("fol/search/searcher.py", "search")),
+             ("hit lists", cum("fol/search/searcher.py", "hits")),
+             ("mixture analysis", cum("fol/identification/mixture.py", "fit_many")),
+             ("class alarm", cum("fol/identification/pipeline.py", "_class_alarm")),
+             ("decision", cum("fol/identification/decide.py", "decide")),
              ("JSON serialisation", cum("json/__init__.py", "dumps")),
-             ("summary: metrics, regression", cum("fol/replay.py", "add"))]
+             ("summary: metrics, regression", cum("fol/qa/replay.py", "add"))]
     return rows
 
 

@@ -33,7 +33,7 @@ Pipeline of :func:`compute_sticks` (all steps deterministic for a given seed):
    ``alpha(x) = (mu(x, F e_j) - mu(x, -F e_j)) / 2F`` at every displaced
    geometry, then central differences in x (``Settings.raman="displaced"``,
    kept for validation) -- to <0.1 % in the Raman activities of the strong
-   bands (acetaminophen; see tests/test_chem.py for acetone).  The
+   bands (acetaminophen; see tests/chem/test_chem.py for acetone).  The
    displaced/one-sided variant (one extra SCC per field direction and
    displaced geometry, reusing the zero-field dipole) has an O(beta' F) bias of
    1-5 % at F = 5e-4..1e-3 au and costs 4x the Hessian, so it is not the default.

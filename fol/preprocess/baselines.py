@@ -11,7 +11,7 @@ against ``tol``), with each row leaving the iteration when *it* converges.
 
 They are an implementation detail of ``fol.preprocess.steps.baseline``, not a new method:
 recipes still name the pybaselines method and its pybaselines parameters, and
-``tests/test_baselines.py`` checks every supported parameter combination against
+``tests/preprocess/test_baselines.py`` checks every supported parameter combination against
 pybaselines row by row (agreement to ~1e-12 of the signal; the arithmetic is the
 same but BLAS may sum in a different order). Parameters these functions do not
 implement make ``fol.preprocess.steps.baseline`` fall back to pybaselines itself.

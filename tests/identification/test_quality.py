@@ -12,7 +12,7 @@ from fol.preprocess.steps import FTIR_GRID, RAMAN_GRID
 from fol.identification.quality import COVERAGE_MIN, SNR_LOW, assess, device_flags
 from fol.spectrum import SpectrumBatch
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+from conftest import REAL
 
 
 def lorentz(x, centre, fwhm, height):

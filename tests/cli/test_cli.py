@@ -16,7 +16,7 @@ import pytest
 from fol.cli import main
 from fol.io.importers import read_spectra_file
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+from conftest import REAL
 SUBSTANCES = ["fentanyl", "caffeine", "xylazine", "d_mannitol", "heroin"]
 
 

@@ -23,7 +23,7 @@ from fol.preprocess.steps import (
 )
 from fol.spectrum import Spectrum, SpectrumBatch
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+from conftest import REAL
 
 
 def lorentz(x, centre, fwhm, height):
