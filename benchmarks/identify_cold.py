@@ -40,7 +40,7 @@ def synthetic_library(path: Path, size: int, seed: int) -> Path:
     """A ``size``-entry Raman library: catalogue substances first, then synthetic compounds."""
     from fol.catalogue import load_catalogue
     from fol.io.library import make_section, write_library
-    from fol.preprocess.steps import default_grid, default_recipe
+    from fol.preprocess.recipe import default_grid, default_recipe
 
     rng = np.random.default_rng(seed)
     cat = load_catalogue()

@@ -59,7 +59,7 @@ def build_library(path: Path, size: int, seed: int):
     """A ``size``-entry Raman library file; returns its section."""
     from fol.catalogue import load_catalogue
     from fol.io.library import make_section, write_library
-    from fol.preprocess.steps import default_grid, default_recipe
+    from fol.preprocess.recipe import default_grid, default_recipe
 
     rng = np.random.default_rng(seed)
     cat = load_catalogue()
@@ -173,7 +173,7 @@ def stage_table(stats: pstats.Stats) -> list[tuple[str, float]]:
             ("quality checks", cum("fol/identification/quality.py", "assess"))]
     for step in ("fill_nan", "despike", "resample", "baseline", "smooth", "normalize"):
         rows.append((f"preprocess: {step}", cum("fol/preprocess/steps.py", step, caller="_run")))
-    rows += [("search (GEMM + exact top-k)", cum("fol/search/searcher.py", "search")),
+    rows += [("search (GEMM + exact top-k)", cum("fol/search/topk.py", "top_k")),
              ("hit lists", cum("fol/search/searcher.py", "hits")),
              ("mixture analysis", cum("fol/identification/mixture.py", "fit_many")),
              ("class alarm", cum("fol/identification/pipeline.py", "_class_alarm")),

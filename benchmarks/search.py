@@ -4,7 +4,7 @@ For libraries of 10k and 100k random normalised spectra (1,500 points) and for 1
 256 queries, times (best of several repeats, same run, same machine):
 
 * floor    : bare ``L @ q`` + ``argpartition`` + sort of the k best (no bookkeeping)
-* fol      : ``fol.search.searcher.top_k`` with the library's max row norm computed once (as ``Searcher``):
+* fol      : ``fol.search.topk.top_k`` with the library's max row norm computed once (as ``Searcher``):
              exact top-k, float64 re-scoring of the candidates near the k-th score
 * sklearn  : ``NearestNeighbors(metric="cosine", algorithm="brute").kneighbors``
 * corrcoef : a Python loop of ``np.corrcoef(q, row)`` over the library (single query
@@ -48,7 +48,7 @@ def corrcoef_loop(lib, q, k):
 def main(argv=None) -> int:
     from sklearn.neighbors import NearestNeighbors
 
-    from fol.search.searcher import row_norm_max, top_k
+    from fol.search.topk import row_norm_max, top_k
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")

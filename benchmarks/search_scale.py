@@ -18,7 +18,7 @@ Timed in the same run (best of ``--repeats``), per library size and query set:
             sections of >= 100k rows); the index build is timed separately.
 
 Asserts that both return the same top-10 rows (sets, and fol's are exactly
-``fol.search.searcher.top_k``'s where that is computed) and prints brute/fol ratios.
+``fol.search.topk.top_k``'s where that is computed) and prints brute/fol ratios.
 Target: fol >= 5x faster than brute force at 1M.
 
 With ``--disk`` the smallest library is also written to an HDF5 file (chunked, gzip,
@@ -190,7 +190,7 @@ def from_disk(lib: np.ndarray, queries: np.ndarray, index, repeats: int) -> bool
 
 def main(argv=None) -> int:
     from fol.search.index import PCAIndex
-    from fol.search.searcher import top_k
+    from fol.search.topk import top_k
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")

@@ -39,8 +39,8 @@ def raman_batch(rng, m: int):
 def main(argv=None) -> int:
     from fol.io.library import make_section
     from fol.identification.mixture import MixtureModel
-    from fol.preprocess.steps import RAMAN_GRID, default_recipe
-    from fol.search.searcher import top_k
+    from fol.preprocess.recipe import RAMAN_GRID, default_recipe
+    from fol.search.topk import top_k
     from fol.spectrum import Spectrum, SpectrumBatch
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -36,7 +36,7 @@ lowers the residual most while it lowers it by at least ``min_gain``; at most
 Speed. ``fit_many`` runs the selection of a batch of spectra in lock step, so every
 screening round is one matrix product for all spectra still selecting (the library
 is read once per round, not once per spectrum), ranked canonically by
-``fol.search.searcher.top_k`` so that a spectrum's fit never depends on what else was in its
+``fol.search.topk.top_k`` so that a spectrum's fit never depends on what else was in its
 batch. The four rays of a reference are one sparse product with a precomputed band
 matrix (``ray_operator``), not four Savitzky-Golay calls per candidate.
 
@@ -74,8 +74,9 @@ from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 from scipy.special import fdtrc
 
-from fol.preprocess.steps import STEPS, Recipe, covered, in_ranges
-from fol.search.searcher import row_norm_max
+from fol.preprocess.steps import covered, in_ranges
+from fol.search.similarity import pearson
+from fol.search.topk import row_norm_max
 
 #: a component's bands may sit this far (cm-1) from the reference's
 SHIFT_MAX = 4.0
@@ -212,25 +213,6 @@ def ray_operator(n: int, window: int, step: float) -> sparse.csr_array:
                          format="csr")
 
 
-def excluded_ranges(recipe: Recipe) -> list:
-    """The ``[lo, hi]`` ranges the recipe's ``exclude`` steps drop (no sample information)."""
-    return [r for s in recipe.steps if s["step"] == "exclude" for r in s["ranges"]]
-
-
-def to_grid(recipe: Recipe, x: np.ndarray, Y: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Raw rows on the grid: the recipe's steps up to and including ``resample``, nothing after.
-
-    (For Raman: fill dead pixels, remove cosmic-ray spikes, resample. No baseline
-    correction, no smoothing, no normalisation: the fit models those effects itself.)
-    """
-    for s in recipe.steps:
-        params = {k: v for k, v in s.items() if k != "step"}
-        if s["step"] == "resample":
-            return STEPS["resample"](x, Y, grid=grid)[1]
-        x, Y = STEPS[s["step"]](x, Y, **params)
-    raise ValueError("recipe has no resample step")
-
-
 def _lag1(r: np.ndarray) -> float:
     """Lag-1 autocorrelation of a residual (0 for a constant one)."""
     r = r - r.mean()
@@ -263,7 +245,7 @@ class MixtureModel:
         self.grid = np.asarray(section.grid, dtype=np.float64)
         self.recipe = section.recipe
         self.step = float(np.median(np.diff(self.grid)))
-        self.default_mask = ~in_ranges(self.grid, excluded_ranges(self.recipe))
+        self.default_mask = ~in_ranges(self.grid, self.recipe.excluded_ranges())
         raw = np.asarray(section.raw, dtype=np.float64)
         peak = np.max(np.where(self.default_mask, raw, -np.inf), axis=1, keepdims=True)
         self.refs = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)
@@ -312,7 +294,7 @@ class MixtureModel:
 
     def prepare(self, batch) -> tuple[np.ndarray, np.ndarray]:
         """(rows on the grid ``[m, n]``, mask ``[n]``) of a SpectrumBatch, for ``fit``."""
-        return to_grid(self.recipe, batch.wavenumber, batch.intensity, self.grid), self.mask_for(batch.wavenumber)
+        return self.recipe.to_grid(batch.wavenumber, batch.intensity, self.grid), self.mask_for(batch.wavenumber)
 
     def fit(self, y: np.ndarray, mask: np.ndarray | None = None, start=()) -> MixtureFit:
         """Forward selection, then backward F-tests, on one raw row on the grid.
@@ -326,10 +308,10 @@ class MixtureModel:
 
         Each row's selection runs as in ``fit``; whenever rows need the library screened
         against their residuals, that is one matrix product for all of them
-        (``fol.search.searcher.top_k``: the ranking is canonical, so a row's fit does not depend on
+        (``fol.search.topk.top_k``: the ranking is canonical, so a row's fit does not depend on
         the other rows in the batch). The same fits as one ``fit`` per row.
         """
-        from fol.search.searcher import top_k
+        from fol.search.topk import top_k
 
         mask = self.default_mask if mask is None else mask
         q, screen, screen_norm = self._screening(mask)
@@ -511,11 +493,3 @@ class MixtureModel:
                                    p))
         comps.sort(key=lambda c: -c.amplitude)
         return MixtureFit(comps, rss0, rss, resid)
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two vectors, clipped to 0..1 (0 when either is constant)."""
-    a = a - a.mean()
-    b = b - b.mean()
-    den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(min(max(a @ b / den, 0.0), 1.0)) if den > 0 else 0.0

@@ -65,7 +65,7 @@ class LibrarySection:
 
     @property
     def recipe(self):
-        from fol.preprocess.steps import Recipe
+        from fol.preprocess.recipe import Recipe
 
         return Recipe.from_json(self.recipe_json)
 

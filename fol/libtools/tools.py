@@ -79,7 +79,7 @@ def import_library(files, out: str | Path, *, technique: str | None = None, name
                    catalogue: Catalogue | None = None, name: str | None = None) -> ImportReport:
     """Build a library from measured spectra files (JCAMP-DX, CSV/TXT, spectral-synth JSON)."""
     from fol.io.importers import read_spectra_file
-    from fol.preprocess.steps import default_grid, default_recipe
+    from fol.preprocess.recipe import default_grid, default_recipe
 
     catalogue = catalogue or load_catalogue()
     mapping = read_name_map(name_map) if name_map else {}
@@ -128,7 +128,7 @@ def sections_from_sticks(sticks: dict, catalogue: Catalogue, *, raman_fwhm: floa
                          ftir_fwhm: float | None = None, excitation_nm: float = 785.0) -> dict[str, LibrarySection]:
     """Render stick spectra onto the default grids of both techniques (one row per substance)."""
     from fol.chem.render import render_sticks
-    from fol.preprocess.steps import default_grid, default_recipe
+    from fol.preprocess.recipe import default_grid, default_recipe
 
     sections = {}
     names = list(sticks)

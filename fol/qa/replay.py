@@ -18,7 +18,7 @@ same, byte for byte, whichever runs them:
 
 At most ``2 x workers`` tasks are in flight, so memory stays bounded whatever the
 size of the input. Scores do not depend on how spectra are batched
-(``fol.search.searcher.top_k``), so neither does any result.
+(``fol.search.topk.top_k``), so neither does any result.
 
 A corrupt file or entry never aborts the run: its spectra get error results (one per
 row; one per entry or file when not even its structure can be read), a line on

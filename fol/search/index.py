@@ -1,6 +1,6 @@
 """Exact top-k search past the brute-force floor, and libraries larger than RAM.
 
-Brute force (``fol.search.searcher.top_k``) reads the whole library matrix for every query:
+Brute force (``fol.search.topk.top_k``) reads the whole library matrix for every query:
 at a million 1,500-point rows that is 6 GB per query, bounded by memory bandwidth.
 ``PCAIndex`` reads a compressed copy instead and still returns *exactly* the rows
 brute force returns.
@@ -26,11 +26,11 @@ columns ``d1..d2`` (read only for those rows) with the smaller residual beyond `
 Bounds are cut into blocks of ``BLOCK_ROWS`` rows: the block maxima give the seeds,
 and blocks whose maximum is below the bar are not looked at again.
 
-Floating point. Candidates are scored with ``fol.search.searcher.exact_scores`` (float64
+Floating point. Candidates are scored with ``fol.search.topk.exact_scores`` (float64
 products of the float32 rows, summed the same way whatever the batch), the score
-``fol.search.searcher.top_k`` orders by too; ties go to the lower row index in both. The
+``fol.search.topk.top_k`` orders by too; ties go to the lower row index in both. The
 projections and residual norms are computed in float64 (norms rounded up to
-float32), and every bound comparison is widened by ``fol.search.searcher.score_margin``
+float32), and every bound comparison is widened by ``fol.search.topk.score_margin``
 (twice the worst-case error of a float32 dot product of length ``n``), far more than
 the float32 scan of ``P`` can be off. So both searches return the same rows in the
 same order with the same scores.
@@ -48,7 +48,7 @@ from typing import Iterator
 
 import numpy as np
 
-from fol.search.searcher import exact_scores, row_norm_max, score_margin, select_top_k, top_k
+from fol.search.topk import exact_scores, row_norm_max, score_margin, select_top_k, top_k
 
 #: the default levels: columns scanned for every row, and columns used to refine survivors
 DEFAULT_LEVELS = (64, 256)
@@ -145,7 +145,7 @@ def export_npy(rows: Rows, path: str | Path) -> Path:
 def chunked_top_k(rows: Rows, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force exact top-k over a matrix read block by block (memory bounded by one block).
 
-    Same contract as ``fol.search.searcher.top_k``: ``(indices, scores)`` best first, 1-D for a 1-D query.
+    Same contract as ``fol.search.topk.top_k``: ``(indices, scores)`` best first, 1-D for a 1-D query.
     """
     q = np.asarray(queries, dtype=np.float32)
     single = q.ndim == 1
@@ -213,7 +213,7 @@ class PCAIndex:
     """Exact top-k over ``rows`` through a two-level PCA projection (see the module docstring).
 
     Build with ``PCAIndex.build(rows)``; ``search(queries, k)`` has the contract of
-    ``fol.search.searcher.top_k``. ``stats`` reports, for the last search, how many rows were
+    ``fol.search.topk.top_k``. ``stats`` reports, for the last search, how many rows were
     scored exactly and how many survived level 1, per query on average.
 
     The level-1 matrix holds ``[p_l[:d1], ‖r_l‖]`` per row, so that one GEMM with
@@ -344,7 +344,7 @@ class PCAIndex:
 
     def search(self, queries: np.ndarray, k: int = 10,
                chunk_bytes: int = DEFAULT_SCAN_BYTES) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by dot product, the same as ``fol.search.searcher.top_k``: ``(indices [m, k], scores [m, k])``.
+        """Exact top-k by dot product, the same as ``fol.search.topk.top_k``: ``(indices [m, k], scores [m, k])``.
 
         Queries are scanned in chunks whose ``[queries, N]`` bound matrix stays under
         ``chunk_bytes``.

@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 
-from fol.cli import main
 from fol.io.importers import read_spectra_file
 
 from conftest import REAL

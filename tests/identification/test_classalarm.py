@@ -7,7 +7,7 @@ from conftest import lorentz
 from fol.identification import classalarm
 from fol.io.library import Library, load_library, make_section
 from fol.identification.pipeline import Identifier
-from fol.preprocess.steps import default_recipe
+from fol.preprocess.recipe import default_recipe
 from fol.spectrum import Spectrum
 
 

@@ -9,7 +9,7 @@ from scipy.signal import savgol_filter
 from conftest import lorentz
 from fol.io.library import load_library, make_section
 from fol.identification.mixture import C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, f_test, savgol_matrix
-from fol.preprocess.steps import default_recipe
+from fol.preprocess.recipe import default_recipe
 
 
 @pytest.fixture

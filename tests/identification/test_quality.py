@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fol.preprocess.steps import FTIR_GRID, RAMAN_GRID
+from fol.preprocess.recipe import FTIR_GRID, RAMAN_GRID
 from fol.identification.quality import COVERAGE_MIN, SNR_LOW, assess, device_flags
 from fol.spectrum import SpectrumBatch
 

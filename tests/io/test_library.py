@@ -6,7 +6,7 @@ import pytest
 
 from fol.errors import LibraryError
 from fol.io.library import load_library, make_section, write_library
-from fol.preprocess.steps import default_recipe
+from fol.preprocess.recipe import default_recipe
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fol.errors import LibraryError
 from fol.qa.evaluation import calibrate_section, choose_threshold, store_calibrations, with_calibrations
 from fol.io.library import load_library, make_section, write_library
 from fol.identification.pipeline import Identifier
-from fol.preprocess.steps import default_recipe
+from fol.preprocess.recipe import default_recipe
 from fol.spectrum import Spectrum
 
 CAL = {"format": "fol-calibration", "version": 1, "seed": 1234,

@@ -16,7 +16,8 @@ from pybaselines import Baseline
 
 from fol.preprocess import baselines
 from fol.io.importers import read_spectra_file
-from fol.preprocess.steps import RAMAN_GRID, baseline, default_recipe, resample
+from fol.preprocess.recipe import RAMAN_GRID, default_recipe
+from fol.preprocess.steps import baseline, resample
 
 from conftest import REAL
 

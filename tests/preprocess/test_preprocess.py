@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fol.errors import SpectrumError
-from fol.preprocess.steps import (
-    FTIR_GRID,
-    RAMAN_GRID,
-    STEPS,
-    ProcessedBatch,
-    Recipe,
-    baseline,
-    default_grid,
-    default_recipe,
-    despike,
-    normalize,
-)
+from fol.preprocess.recipe import FTIR_GRID, RAMAN_GRID, ProcessedBatch, Recipe, default_grid, default_recipe
+from fol.preprocess.steps import STEPS, baseline, despike, normalize
 from fol.spectrum import Spectrum, SpectrumBatch
 
 from conftest import REAL

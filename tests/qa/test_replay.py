@@ -18,7 +18,7 @@ import pytest
 from fol.catalogue import load_catalogue
 from fol.cli import main
 from fol.io.library import make_section, write_library
-from fol.preprocess.steps import default_grid, default_recipe
+from fol.preprocess.recipe import default_grid, default_recipe
 from fol.io.recording import RecordingWriter
 from fol.qa.replay import Progress, plan, prepare_resume
 from fol.spectrum import Spectrum

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fol.search.index import PCAIndex, chunked_top_k, export_npy, open_rows
-from fol.search.searcher import Searcher, exact_scores, score_margin, top_k
+from fol.search.searcher import Searcher
+from fol.search.topk import exact_scores, score_margin, top_k
 
 N_POINTS = 300
 GRID = np.linspace(200.0, 2000.0, N_POINTS)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from fol.search.searcher import PearsonSimilarity, DerivativeSimilarity, Searcher, top_k
+from fol.search.searcher import Searcher
+from fol.search.similarity import SIMILARITIES, PearsonSimilarity
+from fol.search.topk import top_k
 
 
 def _normalised(rng, m, n):
@@ -12,7 +14,7 @@ def _normalised(rng, m, n):
     return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("sim", [PearsonSimilarity(), DerivativeSimilarity()], ids=lambda s: s.name)
+@pytest.mark.parametrize("sim", [cls() for cls in SIMILARITIES.values()], ids=lambda s: s.name)
 def test_pair_and_matrix_forms_agree(sim):
     rng = np.random.default_rng(1)
     a, b = _normalised(rng, 5, 300), _normalised(rng, 7, 300)
