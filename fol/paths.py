@@ -1,8 +1,9 @@
 """Where the shipped data lives, and where fol keeps what it derives from a library.
 
-The catalogue and the built reference library live in ``spectra_library/`` at the top
-of the project (installed with ``pip install -e .``). ``FOL_LIBRARY`` and
-``FOL_CATALOGUE`` override the defaults.
+The catalogue and the built reference library are package data of ``spectra_library``
+(the folder at the top of the project; a wheel installs it beside ``fol``), found through
+``importlib.resources`` so that they work from a checkout, an editable install and a wheel
+alike. ``FOL_LIBRARY`` and ``FOL_CATALOGUE`` override the defaults.
 
 ``cache_dir()`` holds models derived from a library and keyed by its content hash
 (class-alarm detector, search index of large libraries): ``$FOL_CACHE_DIR``, else
@@ -14,16 +15,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SPECTRA_LIBRARY_DIR = PROJECT_ROOT / "spectra_library"
+
+
+def shipped_data_dir() -> Path:
+    """The installed ``spectra_library`` package folder (catalogue and reference library)."""
+    from importlib.resources import files
+
+    return Path(str(files("spectra_library")))
 
 
 def default_catalogue() -> Path:
-    return Path(os.environ.get("FOL_CATALOGUE") or SPECTRA_LIBRARY_DIR / "substances.csv")
+    """The catalogue: ``$FOL_CATALOGUE``, else the shipped ``substances.csv``."""
+    return Path(os.environ.get("FOL_CATALOGUE") or shipped_data_dir() / "substances.csv")
 
 
 def default_library() -> Path:
-    return Path(os.environ.get("FOL_LIBRARY") or SPECTRA_LIBRARY_DIR / "fol-reference.h5")
+    """The default library: ``$FOL_LIBRARY``, else the shipped ``fol-reference.h5``."""
+    return Path(os.environ.get("FOL_LIBRARY") or shipped_data_dir() / "fol-reference.h5")
 
 
 def cache_dir() -> Path:

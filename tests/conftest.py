@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import lorentz
+
 # models derived from a library are cached on disk (fol.paths.cache_dir): tests use a
 # fresh directory per session, never the user's ~/.cache/fol; subprocesses inherit it
 os.environ["FOL_CACHE_DIR"] = tempfile.mkdtemp(prefix="fol-test-cache-")
@@ -43,14 +45,6 @@ def enfsi_library(tmp_path_factory, enfsi_files) -> Path:
     out = tmp_path_factory.mktemp("enfsi") / "enfsi.h5"
     assert main(["library", "import", *map(str, enfsi_files), "--out", str(out)]) == 0
     return out
-
-
-def lorentz(grid: np.ndarray, centres, heights, width: float = 8.0) -> np.ndarray:
-    """Sum of Lorentzian bands (FWHM ``width``) on ``grid``."""
-    g = np.asarray(grid)[:, None]
-    c = np.asarray(centres, float)[None, :]
-    hw = width / 2
-    return (np.asarray(heights, float)[None, :] * hw**2 / ((g - c) ** 2 + hw**2)).sum(axis=1)
 
 
 @pytest.fixture

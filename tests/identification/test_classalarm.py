@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import lorentz
+from builders import lorentz
 from fol.identification import classalarm
 from fol.io.library import Library, load_library, make_section
 from fol.identification.pipeline import Identifier

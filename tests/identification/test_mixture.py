@@ -6,7 +6,7 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import savgol_filter
 
-from conftest import lorentz
+from builders import lorentz
 from fol.io.library import load_library, make_section
 from fol.identification.mixture import C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, f_test, savgol_matrix
 from fol.preprocess.recipe import default_recipe

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import lorentz
+from builders import lorentz
 from fol.cli import main
 from fol.identification.confidence import DEFAULT, Calibration, section_calibration
 from fol.identification.decide import DecisionPolicy

@@ -6,7 +6,7 @@ import pytest
 from fol.catalogue import load_catalogue
 from fol.cli import main
 from fol.io.library import load_library
-from fol.paths import SPECTRA_LIBRARY_DIR
+from fol.paths import shipped_data_dir
 
 #: pairs documented in spectra_library/README.md as exceeding the 0.995 distinctness goal
 DOCUMENTED_NEAR_DUPLICATES = {("raman", frozenset({"etonitazepyne", "protonitazepyne"}))}
@@ -14,7 +14,7 @@ DOCUMENTED_NEAR_DUPLICATES = {("raman", frozenset({"etonitazepyne", "protonitaze
 
 @pytest.fixture(scope="module")
 def lib():
-    path = SPECTRA_LIBRARY_DIR / "fol-reference.h5"
+    path = shipped_data_dir() / "fol-reference.h5"
     if not path.exists():
         pytest.skip("shipped library not built")
     return load_library(path)

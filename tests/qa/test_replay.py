@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
+from builders import bands
 from fol.catalogue import load_catalogue
 from fol.cli import main
 from fol.io.library import make_section, write_library
@@ -28,12 +29,6 @@ NAMES = ["fentanyl", "carfentanil", "xylazine", "heroin", "cocaine", "ketamine",
 AXIS = np.linspace(150.0, 2100.0, 1024)
 
 
-def _bands(x, centres, heights, widths):
-    x = np.asarray(x)[None, :]
-    hw = np.asarray(widths)[:, None] / 2
-    return (np.asarray(heights)[:, None] * hw**2 / ((x - np.asarray(centres)[:, None]) ** 2 + hw**2)).sum(axis=0)
-
-
 class ReplayData:
     """A 12-substance Raman library and recordings measured from it (mixtures, blanks, ground truth)."""
 
@@ -43,7 +38,7 @@ class ReplayData:
         cat = load_catalogue()
         self.bands = {n: (rng.uniform(300, 1900, 7), rng.uniform(0.2, 1, 7), rng.uniform(6, 14, 7)) for n in NAMES}
         grid = default_grid("raman")
-        raw = np.stack([_bands(grid, *self.bands[n]) + 0.1 for n in NAMES])
+        raw = np.stack([bands(grid, *self.bands[n]) + 0.1 for n in NAMES])
         section = make_section("raman", grid, raw, NAMES, [cat[n].cls for n in NAMES], [cat[n].alarm for n in NAMES],
                                ["measured"] * len(NAMES), ["synthetic"] * len(NAMES), default_recipe("raman"))
         self.library = root / "lib.h5"
@@ -73,7 +68,7 @@ class ReplayData:
         self.n = n_stack + 2
 
     def measure(self, truth: dict) -> np.ndarray:
-        y = 40 + 0.01 * AXIS + sum(f * 200 * _bands(AXIS, *self.bands[n]) for n, f in truth.items())
+        y = 40 + 0.01 * AXIS + sum(f * 200 * bands(AXIS, *self.bands[n]) for n, f in truth.items())
         return y + self.rng.normal(0, 0.5, AXIS.size)
 
 
