@@ -19,6 +19,8 @@ reference standards (see :func:`fit_scale_factor`).
 
 from __future__ import annotations
 
+import logging
+
 import argparse
 import csv
 import hashlib
@@ -29,11 +31,13 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from fol.chem.sticks import METHOD_VERSION, StickSpectrum
+
+logger = logging.getLogger("fol.chem")
 
 #: Accepted Raman shifts (cm-1) of the ASTM E1840-96(2022) Table 1 standards.
 ASTM_E1840_BANDS: dict[str, tuple[float, ...]] = {
@@ -98,13 +102,15 @@ def build_sticks(
     cache_dir,
     jobs: int = 1,
     only: Sequence[str] | str | None = None,
-    progress: bool = True,
+    progress: "bool | Callable[[str], None]" = True,
 ) -> dict[str, StickSpectrum]:
     """Compute (or load from cache) stick spectra for catalogue ``rows``.
 
     ``rows``: mappings with at least ``name`` and ``smiles``.  ``only``: names
     (list or comma-separated string) to restrict to.  Returns ``{name: sticks}``
-    for every substance that succeeded; failures are printed and skipped.
+    for every substance that succeeded; failures are reported and skipped.
+    Progress and failures go to the ``fol.chem`` logger and, when ``progress`` is a
+    callable, to it as one line each (``False``: logger only). Library code prints nothing.
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -119,8 +125,9 @@ def build_sticks(
         rows = [r for r in rows if r["name"] in wanted]
 
     def log(msg: str) -> None:
-        if progress:
-            print(msg, file=sys.stderr, flush=True)
+        logger.info(msg)
+        if callable(progress):
+            progress(msg)
 
     result: dict[str, StickSpectrum] = {}
     todo: list[dict[str, str]] = []
@@ -317,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = args.only
     if args.fit_scale:
         only = ",".join(ASTM_E1840_BANDS)
-    res = build_sticks(rows, args.cache, jobs=args.jobs, only=only, progress=not args.quiet)
+    res = build_sticks(rows, args.cache, jobs=args.jobs, only=only,
+                       progress=False if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     wanted = len(rows) if not only else len([s for s in only.split(",") if s.strip()])
     if args.fit_scale:
         _print_fit(fit_scale_factor(res))

@@ -252,13 +252,16 @@ def test_compute_sticks_is_deterministic():
     np.testing.assert_array_equal(a.raman_activity_A4_amu, b.raman_activity_A4_amu)
 
 
-def test_bad_smiles_is_reported_not_fatal(tmp_path, capsys):
+def test_bad_smiles_is_reported_not_fatal(tmp_path, caplog):
     pytest.importorskip("tblite")
     pytest.importorskip("rdkit")
     from fol.chem.build import build_sticks
 
     rows = [{"name": "junk", "smiles": "C1CC(("}, {"name": "methane", "smiles": "C"}]
-    res = build_sticks(rows, tmp_path, jobs=1, progress=True)
+    lines: list[str] = []
+    with caplog.at_level("INFO", logger="fol.chem"):
+        res = build_sticks(rows, tmp_path, jobs=1, progress=lines.append)
     assert set(res) == {"methane"}
-    err = capsys.readouterr().err
+    err = "\n".join(lines)
     assert "junk FAILED" in err and "failed substances: junk" in err
+    assert "failed substances: junk" in caplog.text  # the same lines go to the fol.chem logger
