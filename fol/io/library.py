@@ -232,6 +232,32 @@ def _strings(ds) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in ds[()]]
 
 
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's message as one bounded line (h5py's can span lines and echo buffers)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _scalar_attr(obj, name: str):
+    """A root attribute as a plain Python scalar (str, int, float), or None if absent or not scalar."""
+    try:
+        value = obj.attrs.get(name)
+    except (OSError, RuntimeError, TypeError, ValueError):
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None if not isinstance(value, bool) else value
+    return value
+
+
 def load_library(path: str | Path | None = None, *, allow_unverified: bool = False) -> Library:
     """Load a library file (default: the shipped library). Checks the content hash."""
     import h5py
@@ -239,15 +265,20 @@ def load_library(path: str | Path | None = None, *, allow_unverified: bool = Fal
     path = Path(path) if path else default_library()
     if not path.exists():
         raise LibraryError(f"{path}: library file not found")
+    if path.is_dir():
+        raise LibraryError(f"{path}: is a directory, not a library file")
+    if not path.is_file():
+        raise LibraryError(f"{path}: not a regular file")
     try:
         f = h5py.File(path, "r")
-    except OSError as e:
-        raise LibraryError(f"{path}: not a readable HDF5 library ({e})") from None
+    except (OSError, RuntimeError) as e:
+        raise LibraryError(f"{path}: not a readable HDF5 library ({_one_line(e)})") from None
     with f:
-        if f.attrs.get("format") != FORMAT:
-            raise LibraryError(f"{path}: not a fol library (format attribute is {f.attrs.get('format')!r})")
-        if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
-            raise LibraryError(f"{path}: unsupported library format_version {f.attrs.get('format_version')!r}")
+        fmt, version = _scalar_attr(f, "format"), _scalar_attr(f, "format_version")
+        if fmt != FORMAT:
+            raise LibraryError(f"{path}: not a fol library (format attribute is {_short(fmt)})")
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise LibraryError(f"{path}: unsupported library format_version {_short(version)}")
         sections = {}
         try:
             for t in f:
@@ -265,8 +296,13 @@ def load_library(path: str | Path | None = None, *, allow_unverified: bool = Fal
                     st = {fld: g[fld][()] for fld in _STICK_FIELDS}
                     st.update({k: json.loads(v) for k, v in g.attrs.items() if k != "name"})
                     sticks[str(g.attrs["name"])] = st
-        except (KeyError, ValueError, TypeError) as e:
-            raise LibraryError(f"{path}: malformed library ({e})") from None
+            for t, s in sections.items():
+                try:
+                    s.recipe
+                except ValueError as e:
+                    raise LibraryError(f"{path}: {t} section: bad recipe ({_one_line(e)})") from None
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError, AttributeError) as e:
+            raise LibraryError(f"{path}: malformed library ({_one_line(e)})") from None
         stored = str(f.attrs.get("sha256", ""))
         lib = Library(str(path), str(f.attrs.get("name", path.stem)), stored, str(f.attrs.get("created", "")),
                       str(f.attrs.get("description", "")), sections, True, sticks)
