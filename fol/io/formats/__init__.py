@@ -150,6 +150,21 @@ def read_spectrum(path: str | Path, technique: str | None = None, *, entry: str 
     return s
 
 
+def read_spectrum_entry(path: str | Path, technique: str | None = None, entry: str | None = None,
+                        index: int = 0) -> tuple[Spectrum, str]:
+    """``(spectrum, entry name)`` for ``fol identify --file``: a recording's entry name, else the file's name hint."""
+    path = Path(path)
+    if not path.is_dir() and path.is_file():
+        with open(path, "rb") as fh:
+            if fh.read(8) == HDF5_SIGNATURE:
+                from fol.io.recording import read_spectrum as read_recording
+
+                s, info = read_recording(path, entry, index)
+                return s, info.name
+    s = read_spectrum(path, technique, index=index)
+    return s, str(s.metadata.get("sample") or path.stem)
+
+
 def read_collection(path: str | Path, technique: str | None = None, *, progress=None, jobs: int | None = None
                     ) -> tuple[list[tuple[str, Spectrum]], list[str]]:
     """(spectra, refusal messages) of one path: a container reports its members one by one."""
@@ -161,4 +176,5 @@ def read_collection(path: str | Path, technique: str | None = None, *, progress=
     return fmt.read(path, technique), []
 
 
-__all__ = ["FORMATS", "Format", "detect", "read_collection", "read_spectra_file", "read_spectrum", "register"]
+__all__ = ["FORMATS", "Format", "detect", "read_collection", "read_spectra_file", "read_spectrum",
+           "read_spectrum_entry", "register"]

@@ -46,7 +46,8 @@ _PERKINELMER = re.compile(r"perkin\s*elmer|\bPE Spectrum\b", re.I)
 #: JCAMP labels kept as metadata (jcamp lower-cases label names)
 _KEEP = {"origin": "origin", "owner": "owner", "cas name": "cas_name", "cas registry no": "cas",
          "molform": "formula", "mw": "mw", "sample description": "sample_description",
-         "spectrometer/data system": "instrument", "date": "date", "state": "state"}
+         "spectrometer/data system": "instrument", "date": "date", "state": "state",
+         "$fol class": "export_class", "$fol alarm": "export_alarm"}
 
 
 def sniff(head: bytes, path: Path) -> bool:
@@ -164,8 +165,16 @@ def parse(raw: bytes, label: str, technique: str | None = None, fallback_name: s
         tech, said = file_technique(technique, detected, where)
         fallback = fallback_name + (f" #{k}" if len(blocks) > 1 else "")
         name, meta = name_and_metadata(block, label, fallback)
-        out.append((name, _block(where, block, tech, data_type, {"source": label, "file": label, **meta,
-                                                                 "technique_from": said})))
+        try:
+            out.append((name, _block(where, block, tech, data_type, {"source": label, "file": label, **meta,
+                                                                     "technique_from": said})))
+        except FormatError as e:
+            if len(blocks) == 1:
+                raise
+            refused.append(str(e).removeprefix(label + ", "))  # one bad block of a compound file: the others stay
+    if out and refused:
+        for _, s in out:
+            s.metadata["import_note"] = f"{len(refused)} other block(s) refused: " + "; ".join(refused)
     if not out:
         raise FormatError(f"{label}: not a Raman or infrared spectrum ({'; '.join(sorted(set(refused)))})")
     return out
