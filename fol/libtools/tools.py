@@ -119,7 +119,10 @@ def export_section(section: LibrarySection, out_dir: str | Path, fmt: str, which
     out_dir.mkdir(parents=True, exist_ok=True)
     data = section.raw if which == "raw" else section.processed
     written, seen = [], defaultdict(int)
-    wanted = {name_key(n) for n in names} if names else None
+    wanted = None
+    if names:
+        cat = load_catalogue()
+        wanted = {name_key(n) for n in names} | {name_key(cat.resolve(n)) for n in names if cat.resolve(n)}
     for i, name in enumerate(section.names):
         if wanted is not None and name_key(name) not in wanted:
             continue

@@ -103,9 +103,12 @@ def parse_table(lines: list[str], label: str) -> Table:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         d = sniff_delimiter(line)
-        dc = d != ","
-        if _numeric_row(_split(line, d), dc) is not None:
-            start, delimiter, decimal_comma = i, d, dc
+        tries = [(d, d != ",")]
+        if d == "," and len(line.split()) >= 2:  # "1234,5 0,25": whitespace-separated decimal commas
+            tries.insert(0, (None, True))
+        found = next(((dd, dc) for dd, dc in tries if _numeric_row(_split(line, dd), dc) is not None), None)
+        if found is not None:
+            start, (delimiter, decimal_comma) = i, found
             break
     if start is None:
         raise FormatError(f"{label}: unsupported format (no numeric table found)")
