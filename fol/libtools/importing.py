@@ -233,9 +233,9 @@ def import_library(files, out: str | Path, *, technique: str | None = None, name
     done = 0
     total = len(files)
     for path in files:
-        def sub_progress(k, n, _done=done):
-            if progress:
-                progress(_done, total)
+        def sub_progress(k, n, _done=done):  # one container (zip, folder): its members are the progress
+            if progress and total == 1:
+                progress(k, n)
         try:
             spectra, refused = read_collection(path, technique, progress=sub_progress, jobs=jobs)
         except FolError as e:
@@ -252,7 +252,7 @@ def import_library(files, out: str | Path, *, technique: str | None = None, name
                 kept["name_in_file"] = hint
             per_tech[spec.technique].append(Item(entry_name, cls, alarm, how, spec.technique, kept["file"], spec, kept))
         done += 1
-        if progress:
+        if progress and total > 1:
             progress(done, total)
     if report.refused and not skip_bad:
         return report  # nothing written: the caller reports the refusals

@@ -172,3 +172,43 @@ def test_constant_and_nir_tables_refused(tmp_path):
     nir = _write(tmp_path / "nir.csv", "Wavenumber,Absorbance\n" + "".join(f"{a},{0.1 + 1e-5 * a}\n" for a in x))
     with pytest.raises(FormatError, match="near-infrared"):
         read_spectra_file(nir)
+
+
+@needs_real
+def test_identify_file_reads_csv_semicolon_decimal_comma_and_jcamp(tmp_path, capsys):
+    """``fol identify --file`` on the files the issue found refused (all were 'not a readable HDF5 file')."""
+    import json
+
+    from fol.cli import main
+    from fol.io.library import load_library
+
+    shipped = load_library()
+    section = shipped.section("ftir")
+    j = section.names.index("fentanyl")
+    x, y = section.grid, section.raw[j].astype(float)
+    files = {
+        "plain.csv": "wavenumber,absorbance\n" + "".join(f"{a:.1f},{b:.6f}\n" for a, b in zip(x, y)),
+        "semicolon.csv": "Wellenzahl;Absorbanz\n" + "".join(f"{a:.1f};{b:.6f}\n" for a, b in zip(x, y)),
+        "comma.csv": "Wellenzahl;Absorbanz\n" + "".join(f"{a:.1f};{b:.6f}\n".replace(".", ",") for a, b in zip(x, y)),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    from fol.libtools.tools import export_section
+
+    (jdx,) = export_section(section.subset([j]), tmp_path, "jcamp")
+    for p in [*(tmp_path / n for n in files), jdx]:
+        assert main(["identify", "--file", str(p), "--json"]) == 0, p
+        r = json.loads(capsys.readouterr().out)
+        assert r["technique"] == "ftir" and r["components"][0]["name"] == "fentanyl" and r["alarm"], p
+
+
+@needs_real
+def test_replay_paths_convert_spectra_files(tmp_path):
+    from fol.io.formats import recordings_for
+    from fol.io.recording import Recording
+
+    files = [REAL / "enfsi_ir/fentanyl.json", REAL / "vendor_formats/perkinelmer_ir_jcamp/br_1.DX"]
+    paths = recordings_for(files, tmp_path)
+    assert len(paths) == 1
+    with Recording(paths[0]) as rec:
+        assert [e.name for e in rec.entries] == ["fentanyl.json", "br_1.DX"]

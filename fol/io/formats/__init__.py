@@ -165,6 +165,38 @@ def read_spectrum_entry(path: str | Path, technique: str | None = None, entry: s
     return s, str(s.metadata.get("sample") or path.stem)
 
 
+def is_recording(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file (a fol recording, for ``fol.io.recording``)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as fh:
+        return fh.read(8) == HDF5_SIGNATURE
+
+
+def recordings_for(paths, workdir: str | Path, technique: str | None = None) -> list[str]:
+    """``paths`` for ``fol replay``: recordings as they are; spectra files of any other format written,
+    in order, as one entry each into ``workdir/spectra-files.h5`` (refused files raise FormatError)."""
+    from fol.io.recording import RecordingWriter
+
+    out, others = [], []
+    for p in map(str, paths):
+        if is_recording(p):
+            out.append(p)
+        else:
+            others.append(p)
+    if others:
+        target = Path(workdir) / "spectra-files.h5"
+        with RecordingWriter(target) as w:
+            for p in others:
+                for k, (name, s) in enumerate(read_spectra_file(p, technique)):
+                    meta = {k2: v for k2, v in s.metadata.items() if isinstance(v, (str, int, float, bool))}
+                    w.add_spectrum(Spectrum(s.wavenumber, s.intensity, s.technique, s.unit, meta),
+                                   name=f"{Path(p).name}" + (f"#{k}" if k else ""))
+        out.append(str(target))
+    return out
+
+
 def read_collection(path: str | Path, technique: str | None = None, *, progress=None, jobs: int | None = None
                     ) -> tuple[list[tuple[str, Spectrum]], list[str]]:
     """(spectra, refusal messages) of one path: a container reports its members one by one."""
@@ -177,4 +209,4 @@ def read_collection(path: str | Path, technique: str | None = None, *, progress=
 
 
 __all__ = ["FORMATS", "Format", "detect", "read_collection", "read_spectra_file", "read_spectrum",
-           "read_spectrum_entry", "register"]
+           "read_spectrum_entry", "recordings_for", "register"]
