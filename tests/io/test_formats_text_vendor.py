@@ -212,3 +212,17 @@ def test_replay_paths_convert_spectra_files(tmp_path):
     assert len(paths) == 1
     with Recording(paths[0]) as rec:
         assert [e.name for e in rec.entries] == ["fentanyl.json", "br_1.DX"]
+
+
+@needs_real
+def test_spa_reader_does_not_go_on_the_network():
+    import subprocess
+    import sys
+
+    code = ("import threading; from fol.io.formats import read_spectrum; "
+            f"read_spectrum({str(REAL / 'vendor_formats/spectrochempy/irdata/3-SILICA_0.SPA')!r}); "
+            "print(sorted(t.name for t in threading.enumerate()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert "update-check" not in out.stdout and out.stdout.strip() == "['MainThread']"

@@ -189,3 +189,32 @@ def test_zip_import_several_measurements_per_substance(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     subs = info["sections"]["ftir"]["substances"]
     assert info["sections"]["ftir"]["entries"] == 134 and len(subs) == 67 and subs["fentanyl"] == 2
+
+
+@needs_real
+def test_progress_callback_files_and_zip_members(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+    from enfsi_zip_fixture import build_enfsi_zip
+
+    seen = []
+    import_library(_enfsi("fentanyl", "d_lactose", "heroin"), tmp_path / "p.h5", progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    z = build_enfsi_zip(REAL / "enfsi_ir", tmp_path / "z.zip", copies=4)
+    seen.clear()
+    import_library([z], tmp_path / "z.h5", progress=lambda d, n: seen.append((d, n)), jobs=1)
+    assert seen[-1] == (268, 268) and len(seen) > 1 and all(n == 268 for _, n in seen)
+
+
+@needs_real
+def test_technique_option_applies_only_to_files_that_do_not_say(tmp_path):
+    bare = tmp_path / "bare.txt"
+    bare.write_text((REAL / "raman_paracetamol/paracetamol_renishaw.txt").read_text())
+    rep = import_library([*_enfsi("fentanyl", "acetylfentanyl", "d_lactose"), str(bare)], tmp_path / "t.h5",
+                         technique="raman")
+    assert rep.counts == {"ftir": 3, "raman": 1}
+    lib = load_library(tmp_path / "t.h5")
+    assert lib.section("raman").entry_meta(0)["technique_from"] == "given"
+    assert lib.section("ftir").entry_meta(0)["technique_from"] == "file"

@@ -11,7 +11,8 @@ Bruker OPUS (``.0``...)    ``brukeropus`` (MIT) 2025; the absorbance (``a``), tr
                                                 (``t``) or Raman (``ra``) block; files holding
                                                 only single-channel/interferogram blocks refused
 Thermo OMNIC SPA           ``spectrochempy``    CeCILL-B; the only maintained SPA reader on
-                           (``read_spa``)       PyPI; heavy, imported only for ``.spa`` files
+                           (``read_spa``)       PyPI; heavy, imported only for ``.spa`` files;
+                                                its PyPI update check is switched off
 Renishaw WDF               ``renishaw-wdf``     Apache-2.0, Renishaw's own reader, 2026; every
                            (Apache-2.0)         spectrum of a map or depth series
 =========================  ===================  ==============================================
@@ -183,6 +184,17 @@ def read_opus(path: Path, technique: str | None = None) -> list[tuple[str, Spect
 # ----------------------------------------------------------------------------- SPA
 
 
+def _no_update_check() -> None:
+    """spectrochempy starts a thread that asks PyPI for a newer release when its application first
+    starts; a field instrument's reader must not go on the network, so that start-up hook is replaced
+    by a no-op (before the reader module starts the application). Its config folder
+    (``~/.spectrochempy``) is still created by the package."""
+    import spectrochempy.application.application as scp_app
+
+    if hasattr(scp_app, "_start_update_check"):
+        scp_app._start_update_check = lambda: None
+
+
 def sniff_spa(head: bytes, path: Path) -> bool:
     return path.suffix.lower() == ".spa" or head.startswith(b"Spectral Data File")
 
@@ -193,6 +205,7 @@ def read_spa(path: Path, technique: str | None = None) -> list[tuple[str, Spectr
     logging.getLogger("spectrochempy").setLevel(logging.ERROR)
     try:
         with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+            _no_update_check()
             from spectrochempy.core.readers.read_omnic import read_spa as scp_read_spa
 
             d = scp_read_spa(str(path))
