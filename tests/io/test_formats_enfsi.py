@@ -88,3 +88,15 @@ def test_not_a_zip_of_jcamp(tmp_path):
         zf.writestr("a.csv", "1,2\n")
     with pytest.raises(FormatError, match="no JCAMP-DX files"):
         read_spectra_file(z)
+
+
+@needs_real
+def test_folder_of_mixed_formats_reads_each_file_and_names_refusals(tmp_path):
+    import shutil
+
+    for rel in ("enfsi_ir/fentanyl.json", "vendor_formats/perkinelmer_ir_jcamp/br_1.DX",
+                "vendor_formats/spectrochempy/galacticdata/HOLMIUM.SPC"):
+        shutil.copy(REAL / rel, tmp_path / (REAL / rel).name)
+    spectra, refused = read_collection(tmp_path)
+    assert sorted(n for n, _ in spectra) == ["Fentanyl", "br_1"]
+    assert len(refused) == 1 and "HOLMIUM.SPC" in refused[0] and "UV/visible" in refused[0]

@@ -202,6 +202,23 @@ def read_collection(path: str | Path, technique: str | None = None, *, progress=
     """(spectra, refusal messages) of one path: a container reports its members one by one."""
     technique = check_technique(technique) if technique else None
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if all(p.suffix.lower() in jcamp.SUFFIXES for p in files):  # a JCAMP-DX library: read in parallel
+            return enfsi_zip.read_collection(path, technique, progress=progress, jobs=jobs)
+        spectra, refused = [], []
+        for k, p in enumerate(files, start=1):
+            try:
+                got, bad = read_collection(p, technique, jobs=jobs)
+                spectra += got
+                refused += bad
+            except FormatError as e:
+                refused.append(str(e))
+            if progress:
+                progress(k, len(files))
+        if not files:
+            refused.append(f"{path}: an empty folder")
+        return spectra, refused
     fmt = detect(path)
     if fmt.name == "enfsi-zip":
         return enfsi_zip.read_collection(path, technique, progress=progress, jobs=jobs)
