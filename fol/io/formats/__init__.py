@@ -165,6 +165,15 @@ def read_spectrum_entry(path: str | Path, technique: str | None = None, entry: s
     return s, str(s.metadata.get("sample") or path.stem)
 
 
+_DOC_SUFFIXES = (".md", ".pdf", ".doc", ".docx", ".html", ".htm", ".rtf", ".xml", ".png", ".jpg", ".json.license")
+
+
+def is_document(path: Path) -> bool:
+    """Documentation that comes with a folder of spectra (readme, licence, PDF): skipped, not refused."""
+    n = path.name.lower()
+    return n.startswith(("readme", "license", "licence", "notice", "copying")) or n.endswith(_DOC_SUFFIXES)
+
+
 def is_recording(path: str | Path) -> bool:
     """Whether ``path`` is an HDF5 file (a fol recording, for ``fol.io.recording``)."""
     p = Path(path)
@@ -203,7 +212,7 @@ def read_collection(path: str | Path, technique: str | None = None, *, progress=
     technique = check_technique(technique) if technique else None
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and not is_document(p))
         if all(p.suffix.lower() in jcamp.SUFFIXES for p in files):  # a JCAMP-DX library: read in parallel
             return enfsi_zip.read_collection(path, technique, progress=progress, jobs=jobs)
         spectra, refused = [], []
