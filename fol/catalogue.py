@@ -106,7 +106,7 @@ class Catalogue:
                 self._keys[k] = s.name
 
     @classmethod
-    def load(cls, path: str | Path | None = None, required=REQUIRED_COLUMNS) -> "Catalogue":
+    def load(cls, path: str | Path | None = None, required=REQUIRED_COLUMNS) -> Catalogue:
         path = Path(path) if path else shipped_catalogue()
         try:
             with open(path, newline="", encoding="utf-8-sig") as fh:

@@ -129,7 +129,7 @@ def run_info(args) -> int:
               f"provenance: {prov}")
         if several:
             top = sorted(several.items(), key=lambda kv: (-kv[1], kv[0]))
-            print(f"          several measurements: " + ", ".join(f"{k} {v}" for k, v in top[:12])
+            print("          several measurements: " + ", ".join(f"{k} {v}" for k, v in top[:12])
                   + (f", ... ({len(top)} substances)" if len(top) > 12 else ""))
     if lib.sticks:
         print(f"sticks    {len(lib.sticks)} computed stick spectra (re-render with: fol library render)")
@@ -245,8 +245,8 @@ def run_import(args) -> int:
     rows = rep.decisions if args.all_decisions else [d for d in rep.decisions if d["class"] == "unknown"
                                                      or not d["class_source"].startswith("catalogue")]
     if rows:
-        print(("How each entry's class was decided:" if args.all_decisions else
-               "Entries not classified by the catalogue (class decided otherwise, or left unknown):"))
+        print("How each entry's class was decided:" if args.all_decisions else
+               "Entries not classified by the catalogue (class decided otherwise, or left unknown):")
         print(format_decisions(rows))
     unknown = rep.unknown()
     counts = ", ".join(f"{n} {t}" for t, n in rep.counts.items())
@@ -284,8 +284,8 @@ def run_calibrate(args) -> int:
     from pathlib import Path
 
     from fol.errors import UsageError
-    from fol.qa.evaluation import EVAL_SEED, calibrate_section, store_calibrations
     from fol.paths import default_library
+    from fol.qa.evaluation import EVAL_SEED, calibrate_section, store_calibrations
 
     if args.seed == EVAL_SEED:
         raise UsageError(f"--seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed (1234)")

@@ -27,14 +27,22 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from fol.catalogue import (LAB_COLUMNS, UNKNOWN_CLASS, Catalogue, catalogue_conflicts, class_from_category,
-                           class_from_name, load_catalogue, name_key)
+from fol.catalogue import (
+    LAB_COLUMNS,
+    UNKNOWN_CLASS,
+    Catalogue,
+    catalogue_conflicts,
+    class_from_category,
+    class_from_name,
+    load_catalogue,
+    name_key,
+)
 from fol.errors import FolError, FormatError, LibraryError
 
 SUSPECT_THRESHOLD = 0.8  # the pipeline's class_threshold (DecisionPolicy)
@@ -70,7 +78,8 @@ def read_name_map(path: str | Path) -> NameMap:
     if set(LAB_COLUMNS) <= set(header) or "catalogue_name" in header:
         col = {h: i for i, h in enumerate(header)}
         for n, r in enumerate(rows[1:], start=2):
-            get = lambda k: r[col[k]].strip() if k in col and col[k] < len(r) else ""  # noqa: E731
+            def get(k, r=r):
+                return r[col[k]].strip() if k in col and col[k] < len(r) else ""
             key = name_key(get("name"))
             if get("catalogue_name"):
                 out.to_name[key] = get("catalogue_name")

@@ -6,24 +6,21 @@ only parses arguments and prints.
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from fol.catalogue import UNKNOWN_CLASS, Catalogue, load_catalogue, name_key
-from fol.errors import FolError, FormatError, LibraryError
+from fol.catalogue import Catalogue, load_catalogue, name_key
+from fol.errors import FormatError, LibraryError
 from fol.io.library import Library, LibrarySection, make_section, write_library
 
 COMPUTED_PROVENANCE = "computed"
 COMPUTED_LABEL = "computed (GFN2-xTB, harmonic)"
 
 
-from fol.libtools.importing import ImportReport, import_library, read_name_map  # noqa: E402,F401  (moved there)
-
+from fol.libtools.importing import ImportReport, import_library, read_name_map  # noqa: F401  (moved there)
 
 # ---------------------------------------------------------------------------- computed library
 

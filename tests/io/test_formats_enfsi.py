@@ -7,13 +7,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import REAL
+from enfsi_zip_fixture import build_enfsi_zip
 
 from fol.errors import FormatError
 from fol.io.formats import detect, read_collection, read_spectra_file
 from fol.io.formats.enfsi_zip import read_collection as zip_collection
-
-from conftest import REAL
-from enfsi_zip_fixture import build_enfsi_zip
 
 needs_real = pytest.mark.skipif(not (REAL / "enfsi_ir").is_dir(), reason="real ENFSI records absent")
 

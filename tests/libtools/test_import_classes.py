@@ -6,13 +6,18 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import REAL
 
-from fol.catalogue import Catalogue, class_from_category, class_from_name, load_catalogue, merge
+from fol.catalogue import (
+    Catalogue,
+    class_from_category,
+    class_from_name,
+    load_catalogue,
+    merge,
+)
 from fol.cli import main
 from fol.io.library import load_library
 from fol.libtools.importing import import_library, read_name_map
-
-from conftest import REAL
 
 needs_real = pytest.mark.skipif(not (REAL / "enfsi_ir").is_dir(), reason="real ENFSI records absent")
 
@@ -88,11 +93,11 @@ def test_name_map_with_classes_and_lab_catalogue(tmp_path):
 @needs_real
 def test_class_model_flags_an_unclassified_fentanyl_analogue_and_results_caution(tmp_path):
     """An analogue whose name carries no rule (renamed in a lab file) is scored at import; a match cautions."""
+    import json
+
     from drivers import open_source
     from drivers.simulator import ReferenceSet
     from fol.identification.pipeline import Identifier
-
-    import json
 
     src = tmp_path / "renamed.json"
     record = json.loads((REAL / "enfsi_ir/cyclopropylfentanyl.json").read_text())

@@ -31,7 +31,7 @@ def test_components_of_one_substance_merge(peak_library_rows):
     comps = [{"name": "A", "score": 0.9, "fraction": 0.3, "confidence": 0.8},
              {"name": "B", "score": 0.95, "fraction": 0.5, "confidence": 0.9},
              {"name": "A", "score": 0.92, "fraction": 0.2, "confidence": 0.6}]
-    hits, out = substances.apply(s, [], [], comps, [0, 2, 1])
+    _, out = substances.apply(s, [], [], comps, [0, 2, 1])
     a = next(c for c in out if c["name"] == "A")
     assert len(out) == 2 and a["fraction"] == 0.5 and a["score"] == 0.92 and a["confidence"] == 0.8
     assert substances.apply(s, [], [], None, [])[1] is None

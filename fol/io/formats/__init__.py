@@ -33,14 +33,13 @@ text            fol.io.formats.text                     any other text
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from fol.errors import FormatError
-from fol.spectrum import Spectrum, check_technique
-
 from fol.io.formats import bwtek, enfsi_zip, enlighten, jcamp, synth_json, text, vendor
+from fol.spectrum import Spectrum, check_technique
 
 Reader = Callable[[Path, "str | None"], "list[tuple[str, Spectrum]]"]
 

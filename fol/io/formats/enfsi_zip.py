@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
 
 from fol.errors import FormatError
 from fol.io.formats import jcamp

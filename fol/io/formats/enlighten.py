@@ -33,7 +33,7 @@ def parse(raw: bytes, label: str, technique: str | None = None) -> list[tuple[st
     lines = decode(raw).splitlines()
     meta: dict = {"source": label, "file": label, "technique_from": "file", "vendor": "Wasatch Photonics"}
     for line in lines:
-        if line.startswith("Pixel,") or line.startswith("Wavenumber,"):
+        if line.startswith(("Pixel,", "Wavenumber,")):
             break
         key, _, value = line.partition(",")
         key = key.strip().lower()

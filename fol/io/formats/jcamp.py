@@ -42,7 +42,7 @@ _NANOMETRES = ("NANOMETERS", "NANOMETRES", "NM")
 _FRACTION_MAX = 2.0
 #: ``#0128v - Fentanyl`` (ENFSI DWG IR library titles)
 ENFSI_TITLE = re.compile(r"^#\s*(\d+)\s*([vVnN]?)\s*[-–]\s*(.+?)\s*$")
-_PERKINELMER = re.compile(r"perkin\s*elmer|\bPE Spectrum\b", re.I)
+_PERKINELMER = re.compile(r"perkin\s*elmer|\bPE Spectrum\b", re.IGNORECASE)
 #: JCAMP labels kept as metadata (jcamp lower-cases label names)
 _KEEP = {"origin": "origin", "owner": "owner", "cas name": "cas_name", "cas registry no": "cas",
          "molform": "formula", "mw": "mw", "sample description": "sample_description",

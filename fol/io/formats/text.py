@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from fol.errors import FormatError
-from fol.io.formats.common import file_technique, merge_sorted, parse_number, spectrum, stem
+from fol.io.formats.common import (
+    file_technique,
+    merge_sorted,
+    parse_number,
+    spectrum,
+    stem,
+)
 from fol.spectrum import MIN_POINTS, Spectrum
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".prn", ".asc")
