@@ -47,16 +47,16 @@ def per_substance(section, items: list[dict], rows) -> list[dict]:
         name = item["name"]
         if name not in out:
             d = dict(item)
-            if section.meta:
+            if section.meta:  # imported libraries: name the measurement, count the substance's matches
                 d["entry"] = entry_label(section, j)
-            d["measurements"] = 1
+                d["measurements"] = 1
             if m.get("suspected_class"):
                 d["suspected_class"] = m["suspected_class"]
                 d["suspected_probability"] = m.get("suspected_probability")
             out[name] = d
             continue
         d = out[name]
-        d["measurements"] += 1
+        d["measurements"] = d.get("measurements", 1) + 1
         if d.get("fraction") is not None and item.get("fraction") is not None:
             d["fraction"] = round(d["fraction"] + item["fraction"], 4)
         for k in ("score", "confidence"):
