@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: one ``Identifier`` per (library, settings), kept so that repeated calls reuse its prepared searcher and models
 _IDENTIFIERS: dict[tuple, "Identifier"] = {}
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 
 
 def load_library(path: str | Path | None = None, *, allow_unverified: bool = False) -> "Library":
@@ -65,8 +64,8 @@ def read_spectrum(path: str | Path, *, technique: str | None = None, entry: str 
     technique : {"raman", "ftir"}, optional
         For files that do not say which technique they hold.
     entry, index : optional
-        Only for recordings that hold several spectra: the entry name and the row of a stack
-        (default: the first entry, row 0).
+        For files that hold several spectra: a recording's entry name and row of a stack, or
+        the spectrum's position in a multi-spectrum file (default: the first, row 0).
 
     Returns
     -------
@@ -78,30 +77,9 @@ def read_spectrum(path: str | Path, *, technique: str | None = None, entry: str 
         The file cannot be read, holds no spectrum, or holds several (say which with
         ``entry``/``index`` for a recording); the message names the file.
     """
-    from fol.errors import FormatError
+    from fol.io.formats import read_spectrum as _read
 
-    path = Path(path)
-    if _is_hdf5(path):
-        from fol.io.recording import read_spectrum as _read
-
-        return _read(path, entry, index)[0]
-    if entry is not None or index:
-        raise FormatError(f"{path}: entry/index apply to HDF5 recordings only")
-    from fol.io.importers import read_spectra_file
-
-    spectra = read_spectra_file(path, technique)
-    if len(spectra) != 1:
-        raise FormatError(f"{path}: holds {len(spectra)} spectra; read them with fol.io.importers.read_spectra_file")
-    return spectra[0][1]
-
-
-def _is_hdf5(path: Path) -> bool:
-    """An HDF5 file by its signature (any suffix), else by its suffix (so a missing file says 'not found')."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == b"\x89HDF\r\n\x1a\n"
-    except OSError:
-        return path.suffix.lower() in _HDF5_SUFFIXES
+    return _read(path, technique, entry=entry, index=index)
 
 
 def open_source(uri: str, **options):

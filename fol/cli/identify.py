@@ -49,10 +49,10 @@ def register(sub) -> None:
 def _acquire(args, library):
     """(spectrum, source, entry name) from the chosen source."""
     if args.file:
-        from fol.io.recording import read_spectrum
+        from fol.io.formats import read_spectrum_entry  # recordings and every single-spectrum format
 
-        spectrum, info = read_spectrum(args.file, args.entry, args.index)
-        return spectrum, args.file, info.name
+        spectrum, entry = read_spectrum_entry(args.file, args.technique, args.entry, args.index)
+        return spectrum, args.file, entry
     from drivers import open_source
 
     uri = args.port if args.port else f"sim:{args.simulate}"

@@ -24,6 +24,7 @@ def register(sub) -> None:
     q = lsub.add_parser("list", help="one line per entry: technique, name, class, alarm, provenance")
     lib_arg(q)
     q.add_argument("--technique", choices=("raman", "ftir"))
+    q.add_argument("--search", metavar="TEXT", help="only entries whose name or catalogue synonym contains TEXT")
     q.set_defaults(func=run_list)
 
     q = lsub.add_parser("verify", help="check the content hash (exit 1 if it does not match)")
@@ -36,17 +37,28 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, metavar="DIR", help="output folder")
     q.add_argument("--technique", choices=("raman", "ftir"))
     q.add_argument("--processed", action="store_true", help="export processed instead of raw spectra")
+    q.add_argument("--name", action="append", metavar="NAME", help="only this entry (any spelling or synonym; repeatable)")
     q.set_defaults(func=run_export)
 
     q = lsub.add_parser("import", help="build a library from measured spectra files",
-                        description="Build a library from JCAMP-DX, two-column CSV/TXT and spectral-synth JSON "
-                                    "(ENFSI) files. Names are resolved to catalogue names via synonyms; unknown "
-                                    "names are kept with class 'unknown' and a warning.")
-    q.add_argument("files", nargs="+", metavar="FILE")
+                        description="Build a library from measured spectra: JCAMP-DX, CSV/TXT (decimal commas, ';'), "
+                                    "ENFSI JSON, the ENFSI DWG library zip or folder, Wasatch ENLIGHTEN, B&W Tek, "
+                                    "SPC, OPUS, SPA, WDF (docs/formats.md). Names resolve through the catalogue; "
+                                    "classes come from the name map, the catalogue, name rules or the source, and the "
+                                    "class model scores what is left unknown: the table printed says how each was "
+                                    "decided. A batch with refused files writes nothing (exit 1) unless --skip-bad.")
+    q.add_argument("files", nargs="+", metavar="FILE", help="files, folders or zip archives")
     q.add_argument("--out", required=True, metavar="LIB.h5")
     q.add_argument("--technique", choices=("raman", "ftir"), help="technique for files that do not say")
-    q.add_argument("--name-map", metavar="CSV", help="CSV mapping names in files to catalogue names")
+    q.add_argument("--name-map", metavar="CSV", help="CSV with name,class,alarm (or name_in_file,catalogue_name) columns")
+    q.add_argument("--catalogue", action="append", default=[], metavar="CSV",
+                   help="lab catalogue (name,class,alarm[,synonyms,...]) extending the shipped one; repeatable")
     q.add_argument("--name", help="library name (default: the output file name)")
+    q.add_argument("--skip-bad", action="store_true", help="write the library from the readable files even if some are refused")
+    q.add_argument("--dedupe", action="store_true", help="drop repeated measurements, report near-duplicates")
+    q.add_argument("--jobs", type=int, default=None, metavar="N", help="processes for reading large zips/folders")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal anyway)")
+    q.add_argument("--all-decisions", action="store_true", help="print how every entry's class was decided")
     q.set_defaults(func=run_import)
 
     q = lsub.add_parser("build", help="compute the reference library from structure (needs the 'build' extra)",
@@ -95,6 +107,8 @@ def _load(args):
 def run_info(args) -> int:
     lib = _load(args)
     info = lib.info()
+    for t, s in lib.sections.items():
+        info["sections"][t]["substances"] = per_substance_counts(s)
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         print()
@@ -109,19 +123,54 @@ def run_info(args) -> int:
     for t, s in info["sections"].items():
         prov = ", ".join(f"{n} {COMPUTED_LABEL if k == 'computed' else k}" for k, n in s["provenance"].items())
         lo, hi, n = s["grid"]
-        print(f"{t:<9} {s['entries']} entries, grid {lo:g}-{hi:g} cm-1 ({n} points); provenance: {prov}")
+        subs = s["substances"]
+        several = {k: v for k, v in subs.items() if v > 1}
+        print(f"{t:<9} {s['entries']} entries of {len(subs)} substances, grid {lo:g}-{hi:g} cm-1 ({n} points); "
+              f"provenance: {prov}")
+        if several:
+            top = sorted(several.items(), key=lambda kv: (-kv[1], kv[0]))
+            print("          several measurements: " + ", ".join(f"{k} {v}" for k, v in top[:12])
+                  + (f", ... ({len(top)} substances)" if len(top) > 12 else ""))
     if lib.sticks:
         print(f"sticks    {len(lib.sticks)} computed stick spectra (re-render with: fol library render)")
     return 0
 
 
+def per_substance_counts(section) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n in section.names:
+        out[n] = out.get(n, 0) + 1
+    return out
+
+
 def run_list(args) -> int:
+    from fol.catalogue import load_catalogue, name_key
+
     lib = _load(args)
+    needle = name_key(args.search) if args.search else None
+    cat = load_catalogue() if needle else None
+    shown = 0
     for t, s in lib.sections.items():
         if args.technique and t != args.technique:
             continue
-        for name, cls, alarm, prov in zip(s.names, s.classes, s.alarm, s.provenance):
-            print(f"{t}\t{name}\t{cls}\t{'ALARM' if alarm else '-'}\t{prov}")
+        for j, (name, cls, alarm, prov) in enumerate(zip(s.names, s.classes, s.alarm, s.provenance)):
+            meta = s.entry_meta(j)
+            if needle:
+                spellings = [name, meta.get("name_in_file", "")]
+                if cat is not None and cat.resolve(name):
+                    spellings += list(cat[name].synonyms)
+                if not any(needle in name_key(x) for x in spellings if x):
+                    continue
+            extra = ""
+            if meta.get("suspected_class"):
+                extra = f"\tsuspected {meta['suspected_class']} (p={meta['suspected_probability']:.2f})"
+            if meta.get("enfsi_id") is not None:
+                extra += f"\tENFSI #{meta['enfsi_id']}{'v' if meta.get('validated') else 'n'}"
+            print(f"{t}\t{name}\t{cls}\t{'ALARM' if alarm else '-'}\t{prov}{extra}")
+            shown += 1
+    if needle and not shown:
+        print(f"no entry matches {args.search!r}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -141,21 +190,69 @@ def run_export(args) -> int:
     for t, s in lib.sections.items():
         if args.technique and t != args.technique:
             continue
-        n += len(export_section(s, args.out, args.format, "processed" if args.processed else "raw"))
+        n += len(export_section(s, args.out, args.format, "processed" if args.processed else "raw", names=args.name))
+    if args.name and not n:
+        print(f"fol: error: no entry named {', '.join(args.name)}", file=sys.stderr)
+        return 1
     print(f"wrote {n} files to {args.out}")
     return 0
+
+
+def _progress_bar(enabled: bool):
+    if not enabled or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        k = int(width * done / max(total, 1))
+        sys.stderr.write(f"\rimporting [{'#' * k}{'.' * (width - k)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def format_decisions(rows: list[dict]) -> str:
+    """The table of entries and how each class was decided."""
+    lines = [f"{'technique':<9}  {'name':<34}  {'class':<18}  {'alarm':<5}  how the class was decided"]
+    for d in rows:
+        how = d["class_source"]
+        if d.get("class_model_probability") is not None:
+            how += f"; class model P(fentanyl-analogue) = {d['class_model_probability']:.2f}"
+            if d.get("suspected_class"):
+                how += f" -> SUSPECTED {d['suspected_class']}"
+        lines.append(f"{d['technique']:<9}  {d['name'][:34]:<34}  {d['class'][:18]:<18}  "
+                     f"{'yes' if d['alarm'] else 'no':<5}  {how}")
+    return "\n".join(lines)
 
 
 def run_import(args) -> int:
     from fol.libtools.tools import import_library, warn
 
-    rep = import_library(args.files, args.out, technique=args.technique, name_map=args.name_map, name=args.name)
+    rep = import_library(args.files, args.out, technique=args.technique, name_map=args.name_map, name=args.name,
+                         catalogues=args.catalogue, skip_bad=args.skip_bad, dedupe=args.dedupe, jobs=args.jobs,
+                         progress=_progress_bar(not args.no_progress))
     for w in rep.warnings:
         warn(w)
-    for s in rep.skipped:
-        warn(f"skipped: {s}")
+    for d in rep.duplicates:
+        warn(d)
+    for s in rep.refused:
+        warn(f"refused: {s}")
+    if not rep.written:
+        print(f"fol: error: {len(rep.refused)} file(s) refused, nothing written to {args.out}; fix or remove them, "
+              "or pass --skip-bad to import the rest", file=sys.stderr)
+        return 1
+    rows = rep.decisions if args.all_decisions else [d for d in rep.decisions if d["class"] == "unknown"
+                                                     or not d["class_source"].startswith("catalogue")]
+    if rows:
+        print("How each entry's class was decided:" if args.all_decisions else
+               "Entries not classified by the catalogue (class decided otherwise, or left unknown):")
+        print(format_decisions(rows))
+    unknown = rep.unknown()
     counts = ", ".join(f"{n} {t}" for t, n in rep.counts.items())
-    print(f"wrote {rep.path}: {counts} spectra (measured, imported); sha256 {rep.sha256}")
+    print(f"wrote {rep.path}: {counts} spectra (measured, imported) from {rep.files} path(s); "
+          f"{len(unknown)} left unknown"
+          + (f"; {len(rep.refused)} refused (--skip-bad)" if rep.refused else "") + f"; sha256 {rep.sha256}")
     return 0
 
 
@@ -187,8 +284,8 @@ def run_calibrate(args) -> int:
     from pathlib import Path
 
     from fol.errors import UsageError
-    from fol.qa.evaluation import EVAL_SEED, calibrate_section, store_calibrations
     from fol.paths import default_library
+    from fol.qa.evaluation import EVAL_SEED, calibrate_section, store_calibrations
 
     if args.seed == EVAL_SEED:
         raise UsageError(f"--seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed (1234)")

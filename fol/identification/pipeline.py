@@ -21,6 +21,7 @@ import numpy as np
 
 from fol.identification.decide import DecisionPolicy, base_result, decide, error_result
 from fol.errors import FolError
+from fol.search import substances
 from fol.spectrum import Spectrum, SpectrumBatch
 
 
@@ -199,7 +200,9 @@ class Identifier:
                     comps = self._components(section, calibration, fits[r])
                     if self.class_alarm:
                         unlisted = self._class_alarm(section, recipe, pol, gate, raw[r], fits[r], comps)
-                out[i] = {"where": where(int(i)), "hits": searcher.hits(found, r), "gap": float(found.gap[r]),
+                hits, comps = substances.apply(section, searcher.hits(found, r), found.indices[r], comps,
+                                               [c.row for c in fits[r].components] if r in fits else [])
+                out[i] = {"where": where(int(i)), "hits": hits, "gap": float(found.gap[r]),
                           "second": second, "quality": quality.row(r), "components": comps, "unlisted": unlisted}
         return out  # type: ignore[return-value]
 
@@ -211,7 +214,8 @@ class Identifier:
         comps = ev["components"]
         if comps is not None and ev["unlisted"] and not confident_analogue(comps, pol.min_confidence):
             comps = comps + [ev["unlisted"]]
-        return decide(base_result(**ev["where"]), ev["hits"], ev["gap"], ev["second"], ev["quality"], pol, comps)
+        return substances.caution(decide(base_result(**ev["where"]), ev["hits"], ev["gap"], ev["second"],
+                                         ev["quality"], pol, comps))
 
     def analyse(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0) -> list[dict]:
         """One result per row of ``batch``; rows listed in ``batch.invalid`` get error results."""

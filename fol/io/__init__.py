@@ -1,6 +1,8 @@
 """Reading and writing files: recordings (HDF5, ``recording-format.md``), the library file
-format, and importers for measured spectra (one module per format under ``fol.io``).
+format, and measured spectra files in every format a lab has (``fol.io.formats``: one module
+per format, a registry, ``read_spectra_file`` and ``read_spectrum``; see docs/formats.md).
 
-Add an import format here: a module with a reader that returns ``Spectrum`` objects, registered
-in ``fol.io.importers``.
+Add an import format: a module with ``sniff(head, path)`` and ``read(path, technique)``
+returning ``(name hint, Spectrum)`` pairs, registered with ``fol.io.formats.register``.
+``fol.io.importers`` is the older name of the entry points and still works.
 """

@@ -13,6 +13,8 @@ Layout (``format = "fol-library"``, ``format_version = 1``)::
         alarm             uint8 [N]        1 where the substance's class raises an alarm
         provenance        str [N]          "measured" | "computed" | "imported:<file>"
         source            str [N]          free text: where the spectrum came from, method, instrument
+        meta              str [N]          optional: one JSON object per entry (imported libraries: class_source,
+                                           suspected_class, suspected_probability, enfsi_id, validated, form, file, ...)
     /sticks/<name>/       optional (computed libraries): frequencies_cm1, ir_intensity_km_mol,
                           raman_activity_A4_amu; attrs smiles, method, warnings (JSON)
 
@@ -59,6 +61,8 @@ class LibrarySection:
     recipe_json: str
     #: per-library confidence calibration and decision threshold (JSON, ``fol library calibrate``); "" if none
     calibration_json: str = ""
+    #: per-entry metadata (one dict per entry; empty list when the library has none)
+    meta: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -81,7 +85,11 @@ class LibrarySection:
         pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
         return LibrarySection(self.technique, self.grid, self.processed[idx], self.raw[idx], pick(self.names),
                               pick(self.classes), self.alarm[idx], pick(self.provenance), pick(self.source),
-                              self.recipe_json, self.calibration_json)
+                              self.recipe_json, self.calibration_json, pick(self.meta) if self.meta else [])
+
+    def entry_meta(self, j: int) -> dict:
+        """Entry ``j``'s metadata (empty for libraries without any)."""
+        return self.meta[j] if self.meta else {}
 
     def provenance_summary(self) -> dict[str, int]:
         """How many entries of each provenance kind (``imported:<file>`` counted as ``imported``)."""
@@ -152,6 +160,8 @@ def content_sha256(sections: dict[str, LibrarySection], sticks: dict[str, dict] 
             put(f, "\x1f".join(getattr(s, f)).encode())
         if s.calibration_json:  # hashed only when present: files without one keep their hash
             put("calibration", s.calibration_json.encode())
+        if s.meta:  # likewise
+            put("meta", "\x1f".join(json.dumps(m, sort_keys=True) for m in s.meta).encode())
     for name in sorted(sticks or {}):
         st = sticks[name]
         put("sticks", name.encode())
@@ -166,7 +176,7 @@ def content_sha256(sections: dict[str, LibrarySection], sticks: dict[str, dict] 
 
 def make_section(technique: str, grid: np.ndarray, raw: np.ndarray, names: list[str], classes: list[str],
                  alarm: Iterable[bool], provenance: list[str], source: list[str], recipe,
-                 processed: np.ndarray | None = None) -> LibrarySection:
+                 processed: np.ndarray | None = None, meta: list[dict] | None = None) -> LibrarySection:
     """A section from raw reference spectra on ``grid``; ``processed`` defaults to ``recipe(raw)``.
 
     Pass ``processed`` when it was computed from the original spectra (e.g. imported files on
@@ -184,8 +194,11 @@ def make_section(technique: str, grid: np.ndarray, raw: np.ndarray, names: list[
     if processed is None:
         processed = recipe.apply(SpectrumBatch(grid, raw, technique), grid).data
     processed = np.ascontiguousarray(processed, dtype=np.float32)
+    if meta is not None and len(meta) != n:
+        raise LibraryError("meta must have one item per spectrum")
     return LibrarySection(technique, grid, processed, raw, list(names), list(classes),
-                          np.asarray(list(alarm), dtype=bool), list(provenance), list(source), recipe.to_json())
+                          np.asarray(list(alarm), dtype=bool), list(provenance), list(source), recipe.to_json(),
+                          meta=[dict(m) for m in meta] if meta else [])
 
 
 def write_library(path: str | Path, sections: dict[str, LibrarySection], *, name: str, description: str = "",
@@ -211,6 +224,9 @@ def write_library(path: str | Path, sections: dict[str, LibrarySection], *, name
             g.create_dataset("alarm", data=s.alarm.astype("u1"))
             for fld in _STR_FIELDS:
                 g.create_dataset(fld, data=np.array(getattr(s, fld), dtype=object), dtype=str_dt)
+            if s.meta:
+                g.create_dataset("meta", data=np.array([json.dumps(m, sort_keys=True) for m in s.meta], dtype=object),
+                                 dtype=str_dt)
         if sticks:
             sg = f.create_group("sticks")
             for sub_name, st in sticks.items():
@@ -289,7 +305,8 @@ def load_library(path: str | Path | None = None, *, allow_unverified: bool = Fal
                     t, g["grid"][()], np.ascontiguousarray(g["processed"][()]), g["raw"][()],
                     *(_strings(g[fld]) for fld in ("names", "classes")), g["alarm"][()].astype(bool),
                     *(_strings(g[fld]) for fld in ("provenance", "source")), str(g.attrs["recipe"]),
-                    str(g.attrs.get("calibration", "")))
+                    str(g.attrs.get("calibration", "")),
+                    [json.loads(m) for m in _strings(g["meta"])] if "meta" in g else [])
             sticks = {}
             if "sticks" in f:
                 for g in f["sticks"].values():

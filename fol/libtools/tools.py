@@ -6,120 +6,21 @@ only parses arguments and prints.
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from fol.catalogue import UNKNOWN_CLASS, Catalogue, load_catalogue, name_key
-from fol.errors import FolError, FormatError, LibraryError
+from fol.catalogue import Catalogue, load_catalogue, name_key
+from fol.errors import FormatError, LibraryError
 from fol.io.library import Library, LibrarySection, make_section, write_library
 
 COMPUTED_PROVENANCE = "computed"
 COMPUTED_LABEL = "computed (GFN2-xTB, harmonic)"
 
 
-@dataclass
-class ImportReport:
-    path: str
-    sha256: str
-    counts: dict[str, int]
-    warnings: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
-def read_name_map(path: str | Path) -> dict[str, str]:
-    """A two-column CSV ``name_in_file,catalogue_name`` (header optional)."""
-    out = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            for row in csv.reader(fh):
-                if len(row) >= 2 and row[0].strip() and not row[0].startswith("#"):
-                    out[name_key(row[0])] = row[1].strip()
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read name map ({e.strerror or e})") from None
-    return out
-
-
-def resolve_name(hint: str, aliases, catalogue: Catalogue, name_map: dict[str, str]) -> str | None:
-    for candidate in (hint, *aliases):
-        mapped = name_map.get(name_key(candidate))
-        if mapped:
-            return catalogue.resolve(mapped) or mapped
-    for candidate in (hint, *aliases):
-        found = catalogue.resolve(candidate)
-        if found:
-            return found
-    return None
-
-
-def _resample(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Linear interpolation onto the grid, edges held (raw spectra as stored in a library)."""
-    ok = np.isfinite(y)
-    return np.interp(grid, x[ok], y[ok]).astype(np.float32)
-
-
-def _process_by_axis(spectra: list, recipe, grid: np.ndarray) -> np.ndarray:
-    """``recipe`` applied to spectra on their own axes: one batch per distinct axis, rows in input order."""
-    from fol.spectrum import SpectrumBatch
-
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, s in enumerate(spectra):
-        groups[(s.unit, s.wavenumber.tobytes())].append(i)
-    out = np.empty((len(spectra), grid.size), dtype=np.float32)
-    for rows in groups.values():
-        out[rows] = recipe.apply(SpectrumBatch.stack([spectra[i] for i in rows]), grid).data
-    return out
-
-
-def import_library(files, out: str | Path, *, technique: str | None = None, name_map: str | Path | None = None,
-                   catalogue: Catalogue | None = None, name: str | None = None) -> ImportReport:
-    """Build a library from measured spectra files (JCAMP-DX, CSV/TXT, spectral-synth JSON)."""
-    from fol.io.importers import read_spectra_file
-    from fol.preprocess.recipe import default_grid, default_recipe
-
-    catalogue = catalogue or load_catalogue()
-    mapping = read_name_map(name_map) if name_map else {}
-    per_tech: dict[str, list] = defaultdict(list)
-    report = ImportReport(str(out), "", {})
-    for path in files:
-        try:
-            spectra = read_spectra_file(path, technique)
-        except FolError as e:
-            report.skipped.append(str(e))
-            continue
-        for hint, spec in spectra:
-            resolved = resolve_name(hint, spec.metadata.get("aliases", ()), catalogue, mapping)
-            if resolved is None:
-                report.warnings.append(f"{path}: {hint!r} is not in the catalogue; kept with class {UNKNOWN_CLASS!r}")
-                sub_name, cls, alarm = hint, UNKNOWN_CLASS, False
-            elif resolved in catalogue:
-                s = catalogue[resolved]
-                sub_name, cls, alarm = s.name, s.cls, s.alarm
-            else:  # mapped to a name outside the catalogue
-                report.warnings.append(f"{path}: name map gives {resolved!r}, which is not in the catalogue")
-                sub_name, cls, alarm = resolved, UNKNOWN_CLASS, False
-            src = spec.metadata.get("source") or Path(path).name
-            per_tech[spec.technique].append((sub_name, cls, alarm, f"imported:{Path(path).name}", str(src), spec))
-    if not per_tech:
-        raise LibraryError(f"{out}: no spectra could be imported" +
-                           (f" ({len(report.skipped)} file(s) refused; first: {report.skipped[0]})" if report.skipped else ""))
-    sections = {}
-    for tech, items in per_tech.items():
-        grid, recipe = default_grid(tech), default_recipe(tech)
-        processed = _process_by_axis([it[5] for it in items], recipe, grid)
-        raw = np.vstack([_resample(it[5].wavenumber, it[5].intensity, grid) for it in items])
-        sections[tech] = make_section(tech, grid, raw, [it[0] for it in items], [it[1] for it in items],
-                                      [it[2] for it in items], [it[3] for it in items], [it[4] for it in items],
-                                      recipe, processed=processed)
-        report.counts[tech] = len(items)
-    report.sha256 = write_library(out, sections, name=name or Path(out).stem,
-                                  description=f"imported from {len(files)} file(s): measured spectra")
-    return report
-
+from fol.libtools.importing import ImportReport, import_library, read_name_map  # noqa: F401  (moved there)
 
 # ---------------------------------------------------------------------------- computed library
 
@@ -204,13 +105,24 @@ def render_library(lib: Library, out, *, raman_fwhm: float | None = None, ftir_f
 # ---------------------------------------------------------------------------- export
 
 
-def export_section(section: LibrarySection, out_dir: str | Path, fmt: str, which: str = "raw") -> list[Path]:
-    """Write each entry as CSV (two columns) or JCAMP-DX (AFFN XYDATA) into ``out_dir``."""
+def export_section(section: LibrarySection, out_dir: str | Path, fmt: str, which: str = "raw",
+                   names=None) -> list[Path]:
+    """Write each entry (or those whose name or synonym matches ``names``) as CSV or JCAMP-DX into ``out_dir``.
+
+    The files say their technique (CSV: ``# technique:`` line and column names; JCAMP-DX:
+    ``DATA TYPE``), name and class, so that they re-import without options.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = section.raw if which == "raw" else section.processed
     written, seen = [], defaultdict(int)
+    wanted = None
+    if names:
+        cat = load_catalogue()
+        wanted = {name_key(n) for n in names} | {name_key(cat.resolve(n)) for n in names if cat.resolve(n)}
     for i, name in enumerate(section.names):
+        if wanted is not None and name_key(name) not in wanted:
+            continue
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         seen[stem] += 1
         if seen[stem] > 1:
@@ -218,8 +130,13 @@ def export_section(section: LibrarySection, out_dir: str | Path, fmt: str, which
         path = out_dir / f"{stem}_{section.technique}.{'csv' if fmt == 'csv' else 'jdx'}"
         y = data[i].astype(np.float64)
         if fmt == "csv":
+            ycol = "intensity" if section.technique == "raman" else "absorbance"
+            xcol = "raman_shift_cm-1" if section.technique == "raman" else "wavenumber_cm-1"
+            head = [f"# technique: {section.technique}", f"# name: {name}", f"# class: {section.classes[i]}",
+                    f"# alarm: {'true' if section.alarm[i] else 'false'}", f"# provenance: {section.provenance[i]}",
+                    f"# spectrum: {which}", f"{xcol},{ycol}"]
             np.savetxt(path, np.column_stack([section.grid, y]), delimiter=",", fmt="%.6g",
-                       header="wavenumber_cm-1,intensity", comments="")
+                       header="\n".join(head), comments="")
         elif fmt == "jcamp":
             path.write_text(_jcamp_text(name, section, i, y), encoding="ascii", errors="replace")
         else:
@@ -238,7 +155,8 @@ def _jcamp_text(name: str, section: LibrarySection, i: int, y: np.ndarray) -> st
     x = section.grid
     factor = float(np.max(np.abs(y))) / 1e6 or 1.0
     yi = np.rint(y / factor).astype(np.int64)
-    lines = [f"##TITLE={name}", "##JCAMP-DX=4.24",
+    lines = [f"##TITLE={name}", "##JCAMP-DX=4.24", f"##$FOL CLASS={section.classes[i]}",
+             f"##$FOL ALARM={'true' if section.alarm[i] else 'false'}",
              f"##DATA TYPE={'RAMAN SPECTRUM' if section.technique == 'raman' else 'INFRARED SPECTRUM'}",
              f"##ORIGIN={section.provenance[i]}: {section.source[i]}", "##OWNER=fol reference library",
              "##XUNITS=1/CM", f"##YUNITS={'ARBITRARY UNITS' if section.technique == 'raman' else 'ABSORBANCE'}",

@@ -16,6 +16,7 @@ from fol.cli import main
 from fol.errors import DeviceError
 from fol.io.library import LibrarySection, write_library
 from fol.io.recording import Recording
+from fol.preprocess.recipe import default_recipe
 
 pytestmark = pytest.mark.timeout(120)
 NAMES = ["fentanyl", "mannitol", "caffeine", "cocaine"]
@@ -29,7 +30,7 @@ def _section(technique: str, lo: float, hi: float, seed: int) -> LibrarySection:
                     for _ in NAMES], dtype=np.float32)
     n = len(NAMES)
     return LibrarySection(technique, grid, raw, raw, list(NAMES), ["x"] * n, np.zeros(n, bool), ["computed"] * n,
-                          ["synthetic test bands"] * n, "[]")
+                          ["synthetic test bands"] * n, default_recipe(technique).to_json())
 
 
 @pytest.fixture(scope="module")

@@ -84,8 +84,8 @@ def test_compound_files_return_every_block():
     pairs = read_spectra_file(REAL / "jcamp/Robert_J_Lancashire_test_data/compound.jdx")
     assert [n for n, _ in pairs] == ["block 1", "block 2", "block 3", "trans-[Rh(py)4Cl2]Cl.5H2O", "block 5"]
     assert [len(s) for _, s in pairs] == [1976, 1976, 3951, 1976, 3951]
-    pairs = read_spectra_file(REAL / "jcamp/infrared_spectra/example_compound_file.jdx")
-    assert [n for n, _ in pairs] == ["example_compound_file #1", "example_compound_file #2"]
+    with pytest.raises(FormatError, match="near-infrared spectrum, not mid-infrared"):  # both blocks 4000-12000 cm-1
+        read_spectra_file(REAL / "jcamp/infrared_spectra/example_compound_file.jdx")
 
 
 @needs_real
@@ -116,8 +116,7 @@ def test_jcamp_units_and_technique_override(tmp_path):
     assert name == "test" and s.technique == "ftir"
     np.testing.assert_allclose(s.wavenumber, np.sort(1e4 / x), rtol=1e-6)  # x written with 6 decimals
     assert s.wavenumber[np.argmax(s.intensity)] == pytest.approx(1000.0)
-    with pytest.raises(FormatError, match="XUNITS 'MICROMETERS' not supported for raman"):
-        read_spectra_file(path, technique="raman")
+    assert read_spectra_file(path, technique="raman")[0][1].technique == "ftir"  # the file says; --technique does not override
     path.write_text(text.replace("##DATA TYPE=INFRARED SPECTRUM\n", ""))
     with pytest.raises(FormatError, match="no DATA TYPE; give the technique"):
         read_spectra_file(path)
@@ -155,8 +154,8 @@ def test_enfsi_fentanyl_values():
     assert s.wavenumber[100] == pytest.approx(first + (last - first) * 100 / 459)
     np.testing.assert_allclose(s.intensity, 1 - y / 100)  # linear inverse, not -log10
     assert s.metadata["measurement"] == "ATR"
-    with pytest.raises(FormatError, match="infrared spectra, not raman"):
-        read_spectra_file(path, technique="raman")
+    assert read_spectra_file(path, technique="raman")[0][1].technique == "ftir"  # what the file says wins
+    assert s.metadata["category"] == "opioids" and s.metadata["form"] == "base"
 
 
 def test_spectral_synth_array_and_other_json(tmp_path):
@@ -215,9 +214,7 @@ def test_table_repeated_x_is_sorted_and_averaged(tmp_path):
 
 @pytest.mark.parametrize("text, problem", [
     (_table(X, Y, ","), "does not say whether it holds a Raman or FTIR"),
-    ("a;b\n" + _table([f"{v:.1f}".replace(".", ",") for v in X], [f"{v:.2f}".replace(".", ",") for v in Y], ";"),
-     "decimal commas are not supported"),
-    ("just some notes\nno numbers here\n", "unsupported format (no two-column numeric data"),
+    ("just some notes\nno numbers here\n", "unsupported format (no numeric table found)"),
     ("1,2\n3,4\n", "unsupported format (2 data rows"),
 ])
 def test_bad_tables_are_refused(tmp_path, text, problem):
@@ -279,11 +276,8 @@ def test_vendor_spectra_that_are_readable():
 
 @needs_real
 @pytest.mark.parametrize("path, kind", [
-    ("vendor_formats/spectrochempy/galacticdata/DRUG_SAMPLE.SPC", "Galactic/Thermo SPC"),
-    ("vendor_formats/openspecy/ftir_ps.0", "Bruker OPUS"),
-    ("vendor_formats/renishaw_wdf/cheminfo_sp.wdf", "Renishaw WDF"),
     ("vendor_formats/openspecy/ftir_ldpe_soil.asp", "Agilent ASP"),
-    ("vendor_formats/openspecy/raman_hdpe.json", "JSON that is not a spectral-synth record"),
+    ("vendor_formats/openspecy/raman_hdpe.json", "JSON that is not an ENFSI/spectral-synth record"),
 ])
 def test_vendor_formats_are_unsupported(path, kind):
     with pytest.raises(FormatError, match="unsupported format") as err:

@@ -77,12 +77,12 @@ def test_export_jcamp_reads_back_with_the_jcamp_package(lib_path, tmp_path):
     np.testing.assert_allclose(d["x"], s.grid, atol=1e-6)
     np.testing.assert_allclose(d["y"], s.raw[3], rtol=1e-5, atol=float(s.raw[3].max()) * 2e-6)
     csvs = export_section(s, tmp_path / "csv", "csv")
-    back = np.loadtxt(csvs[0], delimiter=",", skiprows=1)
+    back = np.loadtxt(csvs[0], delimiter=",", skiprows=7)  # 6 "# key: value" lines, then the column names
     np.testing.assert_allclose(back[:, 1], s.raw[0], rtol=1e-5)
 
 
 def test_import_processing_by_axis_equals_one_spectrum_at_a_time(peak_library_rows):
-    from fol.libtools.tools import _process_by_axis
+    from fol.libtools.importing import _process_by_axis
     from fol.spectrum import Spectrum
 
     grid, _, raw = peak_library_rows
