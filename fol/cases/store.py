@@ -351,12 +351,12 @@ class CaseStore:
     def history(self, measurement_id: int) -> list[dict]:
         """The measurement and every row in its correction chain, oldest first."""
         con = self._con()
-        rows, seen = [], set()
-        cur = self.get(measurement_id)
-        while cur is not None and cur["corrects"] is not None and cur["corrects"] not in seen:
+        cur, seen = self.get(measurement_id), set()
+        while cur is not None and cur["corrects"] is not None and cur["id"] not in seen:
             seen.add(cur["id"])
             cur = self.get(cur["corrects"])
-        while cur is not None and cur["id"] not in seen | {r["id"] for r in rows}:
+        rows: list[dict] = []
+        while cur is not None and all(r["id"] != cur["id"] for r in rows):
             rows.append(cur)
             nxt = con.execute("SELECT id FROM measurements WHERE corrects = ?", (cur["id"],)).fetchone()
             cur = self.get(nxt[0]) if nxt else None
