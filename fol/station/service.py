@@ -174,6 +174,12 @@ class Station:
                 out[key] = cast(float(value)) if cast is int else cast(value)
             except (TypeError, ValueError):
                 raise UsageError(f"{LABELS[key]}: {value!r} is not a number") from None
+        from drivers.device import LIMITS
+
+        for key, value in out.items():
+            low, high = LIMITS[key][1], LIMITS[key][2]
+            if not low <= value <= high:
+                raise UsageError(f"{LABELS[key]}: {value:g} is outside {low:g}..{high:g}")
         check_settings(**out)
         return out
 

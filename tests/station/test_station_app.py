@@ -108,7 +108,7 @@ def test_required_case_fields_refuse_the_acquisition(client, station):
 
 def test_settings_out_of_range_are_refused(client, station):
     r = client.post("/measure", data={"csrf": csrf(client), **CASE, "laser_mw": "900"})
-    assert r.status_code == 400 and "900 is outside 0..500" in r.text
+    assert r.status_code == 400 and "Laser power (mW): 900 is outside 0..500" in r.text
     assert station.store.count() == 0
 
 
