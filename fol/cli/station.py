@@ -86,6 +86,7 @@ def run(args) -> int:
     if station.recovered:
         print(f"fol station: indexed {len(station.recovered)} evidence recording(s) left by an interrupted run",
               file=sys.stderr)
+    station.warm()
     station.refresh_instrument()
     if station.instrument_error:
         print(f"fol station: instrument not connected yet: {station.instrument_error}", file=sys.stderr)

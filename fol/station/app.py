@@ -38,7 +38,18 @@ VERDICT_TEXT = {"identified": "Identified", "mixture": "Mixture", "no-match": "N
 
 
 def banner(result: dict) -> dict:
-    """(level, headline, detail) of the verdict banner: alarm / caution / clear / inconclusive."""
+    """(level, headline, detail) of the verdict banner: alarm / caution / clear / inconclusive.
+
+    A saturated spectrum is refused as a result whatever the analysis found (clipped bands
+    distort every score): the banner asks for a re-measurement; an alarm class the analysis
+    indicated is still named, so that the sample is handled as dangerous meanwhile.
+    """
+    if "saturated" in (result.get("quality") or {}).get("flags", []):
+        indicated = sorted(set(result.get("alarm_classes") or []) | set(result.get("possible_alarm_classes") or []))
+        detail = "the detector saturated: this spectrum is not a result; lower the laser power or integration time"
+        if indicated:
+            detail += f". It indicates {', '.join(indicated)}: handle the sample as dangerous until re-measured"
+        return {"level": "caution", "headline": "RE-MEASURE", "detail": detail}
     if result.get("alarm"):
         names = [c["name"] for c in result.get("components", []) if c.get("alarm")]
         return {"level": "alarm", "headline": "ALARM",

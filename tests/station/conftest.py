@@ -44,7 +44,7 @@ def measure(refset):
 
     def run(sample: str, seed: int = 3, **settings):
         with open_source(f"sim:{sample}", refset=refset, seed=seed, time_scale=0.0) as src:
-            return src.acquire(**{"integration_ms": 500, "averages": 2, "laser_mw": 100, **settings})
+            return src.acquire(**{"integration_ms": 200, "averages": 2, "laser_mw": 100, **settings})
 
     return run
 

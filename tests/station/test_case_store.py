@@ -209,7 +209,7 @@ def test_station_indexes_evidence_left_by_a_killed_process(tmp_path, measure, li
         m = station.store.get(station.recovered[0])
         assert m["case_no"] == CASE["case_no"] and m["item_no"] == "3" and m["operator"] == "J. Smit"
         assert m["result"]["alarm"] and "fentanyl" in m["substances"]
-        assert m["settings"]["integration_ms"] == 500 and m["instrument"]["serial"] == spectrum.metadata["serial"]
+        assert m["settings"]["integration_ms"] == 200 and m["instrument"]["serial"] == spectrum.metadata["serial"]
         assert station.store.audit_rows(m["id"])[0]["action"] == "recovered"
         assert station.store.verify() == [] and not list(station.store.evidence_dir.rglob("*.tmp"))
     finally:

@@ -44,7 +44,7 @@ def csrf(client, path="/"):
 
 
 def measure(client, **fields):
-    data = {"csrf": csrf(client), **CASE, "integration_ms": "500", "averages": "2", "laser_mw": "100", **fields}
+    data = {"csrf": csrf(client), **CASE, "integration_ms": "200", "averages": "2", "laser_mw": "100", **fields}
     r = client.post("/measure", data=data, headers={"Accept": "application/json"})
     assert r.status_code == 200, r.text
     job = r.json()["job"]
@@ -75,7 +75,7 @@ def test_measurement_alarm_component_plot_report_and_history(client, station):
     assert 'class="banner alarm"' in page and ">ALARM<" in page and "fentanyl" in page
     assert "screening only" in page  # the shipped references are computed
     m = station.store.get(mid)
-    assert m["settings"]["integration_ms"] == 500 and m["settings"]["averages"] == 2 and m["settings"]["laser_mw"] == 100
+    assert m["settings"]["integration_ms"] == 200 and m["settings"]["averages"] == 2 and m["settings"]["laser_mw"] == 100
     # the raw spectrum is in the evidence recording, with the hash the page shows
     from fol.cases.evidence import read_evidence
     from fol.cases.store import spectrum_sha256
@@ -88,7 +88,7 @@ def test_measurement_alarm_component_plot_report_and_history(client, station):
     assert b"own scale" in svg.content and b"residual" in svg.content  # minor component on its own axis
     report = client.get(f"/m/{mid}/report.html").text
     for text in ("Chain of custody", "2026-0412", "J. Smit", "white powder, bag 2", "SIM00002", m["library_sha256"],
-                 m["spectrum_sha256"], "500.0 ms", "screening only", "<svg"):
+                 m["spectrum_sha256"], "200.0 ms", "screening only", "<svg"):
         assert text in report, text
     pdf = client.get(f"/m/{mid}/report.pdf")
     assert pdf.content.startswith(b"%PDF-") and pdf.headers["content-type"] == "application/pdf"
@@ -136,14 +136,14 @@ def test_script_injection_in_case_fields_renders_as_text(client, station):
 
 
 def test_saturated_measurement_shows_the_remeasure_advice(client, station):
-    j = measure(client, integration_ms="5000", averages="1", laser_mw="500")
+    j = measure(client, integration_ms="1000", averages="1", laser_mw="500")
     page = client.get(f"/m/{j['measurement_id']}").text
     assert "saturated" in page and "lower the laser power or the integration time" in page
     assert 'id="remeasure"' in page
     form = re.search(r'<form method="get" action="/" id="remeasure-form">(.*?)</form>', page, re.S).group(1)
     settings = dict(re.findall(r'name="(integration_ms|averages|laser_mw)" value="([^"]+)"', form))
-    assert float(settings["integration_ms"]) < 5000 and float(settings["laser_mw"]) < 500
-    assert 'class="banner alarm"' not in page  # a saturated spectrum is not trusted either way
+    assert float(settings["integration_ms"]) < 1000 and float(settings["laser_mw"]) < 500
+    assert 'class="banner alarm"' not in page and ">RE-MEASURE<" in page  # a saturated spectrum is no result
     again = client.get("/", params=dict(re.findall(r'name="(\w+)" value="([^"]*)"', form))).text
     assert f'value="{settings["integration_ms"]}"' in again and "Re-measurement of measurement" in again
 
@@ -209,3 +209,20 @@ def test_the_cli_refuses_a_network_address_without_a_token(tmp_path, capsys):
     assert main(["station", "--simulate", "blank", "--listen", "0.0.0.0:8470", "--db", str(tmp_path / "x.sqlite")]) == 2
     assert "needs an access token" in capsys.readouterr().err
     assert main(["station", "--simulate", "blank", "--listen", "0.0.0.0:8470", "--token", "short"]) == 2
+
+
+def test_banner_refuses_a_saturated_result_but_names_an_indicated_alarm_class():
+    from fol.station.app import banner
+
+    sat = {"verdict": "mixture", "alarm": True, "alarm_classes": ["fentanyl-analogue"],
+           "components": [{"name": "fentanyl", "alarm": True}], "quality": {"flags": ["saturated"]}}
+    b = banner(sat)
+    assert b["level"] == "caution" and b["headline"] == "RE-MEASURE" and "fentanyl-analogue" in b["detail"]
+    assert "dangerous" in b["detail"]
+    ok = {**sat, "quality": {"flags": []}}
+    assert banner(ok) == {"level": "alarm", "headline": "ALARM", "detail": "fentanyl-analogue: fentanyl"}
+    nomatch = {"verdict": "no-match", "alarm": False, "components": [], "quality": {"flags": []}}
+    assert banner(nomatch)["level"] == "caution"  # an unknown substance is never shown as clear
+    caution = {"verdict": "inconclusive", "alarm": False, "possible_alarm_classes": ["fentanyl-analogue"],
+               "components": [], "quality": {"flags": ["ambiguous"]}}
+    assert banner(caution)["headline"] == "CAUTION" and "fentanyl-analogue" in banner(caution)["detail"]
