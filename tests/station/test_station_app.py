@@ -226,3 +226,51 @@ def test_banner_refuses_a_saturated_result_but_names_an_indicated_alarm_class():
     caution = {"verdict": "inconclusive", "alarm": False, "possible_alarm_classes": ["fentanyl-analogue"],
                "components": [], "quality": {"flags": ["ambiguous"]}}
     assert banner(caution)["headline"] == "CAUTION" and "fentanyl-analogue" in banner(caution)["detail"]
+
+
+def test_settings_left_on_the_instrument_are_never_used(client, station):
+    station.refresh_instrument()
+    station._source._source.analyzer.configure(integration_ms=37.0, averages=9, laser_mw=222.0)  # an earlier run
+    data = {"csrf": csrf(client), **CASE, "integration_ms": "", "averages": "", "laser_mw": ""}  # form left blank
+    job = client.post("/measure", data=data, headers={"Accept": "application/json"}).json()["job"]
+    for _ in range(600):
+        j = client.get(f"/api/job/{job}").json()
+        if j["phase"] in ("done", "failed"):
+            break
+        time.sleep(0.02)
+    m = station.store.get(j["measurement_id"])
+    d = station.defaults
+    assert (m["settings"]["integration_ms"], m["settings"]["averages"], m["settings"]["laser_mw"]) == \
+        (d["integration_ms"], d["averages"], d["laser_mw"])
+
+
+def test_an_absent_instrument_fails_the_job_with_its_port_and_records_nothing(tmp_path, library, identifier):
+    st = Station(StationConfig(port=str(tmp_path / "no-such-tty"), db=str(tmp_path / "c.sqlite"), timeout=0.5),
+                 library=library, identifier=identifier)
+    try:
+        with TestClient(create_app(st), base_url="http://127.0.0.1:8470") as c:
+            j = measure(c)
+            assert j["phase"] == "failed" and "no-such-tty" in j["error"]
+            page = c.get(f"/job/{j['id']}").text
+            assert "Measurement failed" in page and "no-such-tty" in page
+            assert "Not connected" in c.get("/").text
+        assert st.store.count() == 0 and not list(st.store.evidence_dir.rglob("*.h5"))
+    finally:
+        st.close()
+
+
+def test_library_check_lists_what_a_new_library_changes(client, station, library):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from fol.identification.pipeline import Identifier
+
+    mid = measure(client)["measurement_id"]
+    sec = library.section("raman")
+    keep = np.array([n != "fentanyl" for n in sec.names])
+    new_lib = replace(library, sections={"raman": sec.subset(keep)}, sha256="f" * 64, verified=False)
+    rows = station.regression(Identifier(new_lib))
+    assert [r["m"]["id"] for r in rows] == [mid] and rows[0]["changed"]
+    assert "fentanyl" in [c["name"] for c in rows[0]["old"]["components"]]
+    assert "fentanyl" not in [c["name"] for c in rows[0]["new"]["components"]]
