@@ -36,7 +36,7 @@ CASE_FIELDS = ("case_no", "item_no", "operator", "description", "notes")
 #: columns covered by ``row_sha256`` (all but ``id`` itself is covered: id is included too)
 ROW_COLUMNS = ("id", "created_utc", *CASE_FIELDS, "recording", "entry", "spectrum_sha256", "recording_sha256",
                "technique", "instrument_json", "settings_json", "verdict", "alarm", "alarm_classes", "substances",
-               "library_name", "library_sha256", "fol_version", "result_json", "corrects", "correction_reason")
+               "quality_flags", "library_name", "library_sha256", "fol_version", "result_json", "corrects", "correction_reason")
 
 
 class StoreError(FolError):
@@ -63,6 +63,7 @@ CREATE TABLE measurements (
     alarm INTEGER NOT NULL,
     alarm_classes TEXT NOT NULL,
     substances TEXT NOT NULL,
+    quality_flags TEXT NOT NULL,
     library_name TEXT NOT NULL,
     library_sha256 TEXT NOT NULL,
     fol_version TEXT NOT NULL,
@@ -284,6 +285,7 @@ class CaseStore:
             "verdict": str(result.get("verdict", "")), "alarm": int(bool(result.get("alarm"))),
             "alarm_classes": ",".join(result.get("alarm_classes") or []),
             "substances": ",".join(c["name"] for c in comps),
+            "quality_flags": ",".join((result.get("quality") or {}).get("flags") or []),
             "library_name": str((result.get("library") or {}).get("name", "")),
             "library_sha256": str((result.get("library") or {}).get("sha256", "")),
             "fol_version": str(result.get("fol_version", "")), "result_json": canonical(result),
@@ -392,7 +394,7 @@ class CaseStore:
         if not include_corrected:
             where.append("NOT EXISTS (SELECT 1 FROM measurements c WHERE c.corrects = m.id)")
         sql = ("SELECT m.id, m.created_utc, m.case_no, m.item_no, m.operator, m.description, m.verdict, m.alarm, "
-               "m.alarm_classes, m.substances, m.library_name, m.corrects FROM measurements m"
+               "m.alarm_classes, m.substances, m.quality_flags, m.library_name, m.corrects FROM measurements m"
                + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY m.created_utc DESC, m.id DESC LIMIT ? OFFSET ?")
         return [dict(r) for r in self._con().execute(sql, (*args, int(limit), int(offset)))]

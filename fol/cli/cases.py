@@ -74,6 +74,8 @@ def run_list(args) -> int:
             print(json.dumps(r, ensure_ascii=False))
         else:
             verdict = f"ALARM {r['alarm_classes']}" if r["alarm"] else r["verdict"]
+            if "saturated" in r["quality_flags"].split(","):
+                verdict = "RE-MEASURE (saturated)" + (f" {r['alarm_classes']}" if r["alarm"] else "")
             print(f"{r['id']:>7}  {r['created_utc'][:19]}  case {r['case_no']:<14} item {r['item_no']:<8} "
                   f"{verdict:<28} {r['substances']}")
     if not args.json:

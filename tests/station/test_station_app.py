@@ -274,3 +274,10 @@ def test_library_check_lists_what_a_new_library_changes(client, station, library
     assert [r["m"]["id"] for r in rows] == [mid] and rows[0]["changed"]
     assert "fentanyl" in [c["name"] for c in rows[0]["old"]["components"]]
     assert "fentanyl" not in [c["name"] for c in rows[0]["new"]["components"]]
+
+
+def test_history_marks_a_saturated_record_for_re_measurement(client, station):
+    mid = measure(client, integration_ms="1000", averages="1", laser_mw="500")["measurement_id"]
+    assert "saturated" in station.store.get(mid)["quality_flags"]
+    row = re.search(rf'<tr[^>]*>(?:(?!</tr>).)*href="/m/{mid}"', client.get("/history").text, re.S).group(0)
+    assert "RE-MEASURE" in row and "ALARM" not in row
