@@ -93,7 +93,7 @@ CREATE TABLE audit (
 );
 CREATE INDEX m_created ON measurements(created_utc);
 CREATE INDEX m_case ON measurements(case_no, created_utc);
-CREATE INDEX m_item ON measurements(item_no);
+CREATE INDEX m_item ON measurements(item_no, case_no);
 CREATE INDEX m_alarm ON measurements(alarm, created_utc);
 CREATE INDEX m_corrects ON measurements(corrects);
 CREATE INDEX m_recording ON measurements(recording);
@@ -369,16 +369,16 @@ class CaseStore:
                include_corrected: bool = False) -> list[dict]:
         """Current measurements matching every filter given, newest first (summary columns only).
 
-        ``case_no``/``item_no``/``substance``: case-insensitive prefix; dates ``YYYY-MM-DD``
+        ``case_no``/``substance``: case-insensitive prefix; ``item_no``: case-insensitive exact; dates ``YYYY-MM-DD``
         (inclusive, UTC); ``alarm`` True/False or None for both.
         """
         where, args = [], []
         if case_no:
             where.append("m.case_no LIKE ? ESCAPE '\\'")
             args.append(_prefix(case_no))
-        if item_no:
-            where.append("m.item_no LIKE ? ESCAPE '\\'")
-            args.append(_prefix(item_no))
+        if item_no:  # alone, an item number is not selective: walk the date index instead ("+")
+            where.append("m.item_no = ?" if case_no else "+m.item_no = ?")
+            args.append(str(item_no).strip())
         if date_from:
             where.append("m.created_utc >= ?")
             args.append(_day(date_from))

@@ -28,7 +28,7 @@ def register(sub) -> None:
     q = modes.add_parser("list", help="search measurements")
     common(q)
     q.add_argument("--case", default="", help="case number (prefix)")
-    q.add_argument("--item", default="", help="item number (prefix)")
+    q.add_argument("--item", default="", help="item number (exact)")
     q.add_argument("--from", dest="date_from", default="", metavar="YYYY-MM-DD")
     q.add_argument("--to", dest="date_to", default="", metavar="YYYY-MM-DD")
     q.add_argument("--substance", default="", help="component name (prefix)")

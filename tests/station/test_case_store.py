@@ -167,6 +167,8 @@ def test_history_search_uses_the_indexes(tmp_path):
     con = store._con()
     plan = lambda sql, *a: " ".join(r[-1] for r in con.execute("EXPLAIN QUERY PLAN " + sql, a))  # noqa: E731
     assert "m_case" in plan("SELECT id FROM measurements m WHERE case_no LIKE ? ORDER BY created_utc", "2026%")
+    assert "m_item (item_no=? AND case_no>? AND case_no<?)" in plan(
+        "SELECT id FROM measurements m WHERE case_no LIKE ? AND item_no = ? ORDER BY created_utc", "2026%", "3")
     assert "c_name" in plan("SELECT measurement_id FROM components WHERE name LIKE ?", "fent%")
     assert "m_corrects" in plan("SELECT 1 FROM measurements c WHERE c.corrects = ?", 1)
 
