@@ -41,6 +41,8 @@ def register(sub) -> None:
     p.add_argument("--averages", type=int, metavar="N", help="default number of averages")
     p.add_argument("--laser", type=float, metavar="MW", help="default laser power (mW)")
     p.add_argument("--timeout", type=float, default=5.0, help="serial read timeout (s)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     p.set_defaults(func=run)
 
 
@@ -67,6 +69,8 @@ def run(args) -> int:
     from fol.cases.store import CASE_FIELDS
 
     host, port = parse_listen(args.listen)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
     token = args.token or os.environ.get("FOL_STATION_TOKEN") or None
     if not is_loopback(host) and not token:
         raise UsageError(f"listening on {host} (not loopback) needs an access token: --token or $FOL_STATION_TOKEN")
@@ -91,10 +95,12 @@ def run(args) -> int:
     if station.instrument_error:
         print(f"fol station: instrument not connected yet: {station.instrument_error}", file=sys.stderr)
     app = create_app(station, token=token)
-    print(f"fol station: serving on http://{host}:{port}/  (instrument: {station.port_label}; "
+    scheme = "https" if args.tls_cert else "http"
+    print(f"fol station: serving on {scheme}://{host}:{port}/  (instrument: {station.port_label}; "
           f"database: {args.db}); Ctrl-C to stop", flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     finally:
         station.close()
     return 0

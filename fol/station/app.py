@@ -101,7 +101,8 @@ class Headers(BaseHTTPMiddleware):
         response.headers.setdefault("Cache-Control", "no-store")
         new = getattr(request.state, "new_csrf", None)
         if new:
-            response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/")
+            response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/",
+                                secure=request.url.scheme == "https")
         return response
 
 
@@ -272,7 +273,8 @@ def create_app(station, *, token: str | None = None) -> Starlette:
                 return error(request, "CSRF check failed: reload the page", 403)
             if guard.check_token(form.get("token", "")):
                 resp = RedirectResponse("/", status_code=303)
-                resp.set_cookie(AUTH_COOKIE, guard.auth_value(), httponly=True, samesite="strict", path="/")
+                resp.set_cookie(AUTH_COOKIE, guard.auth_value(), httponly=True, samesite="strict", path="/",
+                                secure=request.url.scheme == "https")
                 station.store.audit("station", "login", {"client": request.client.host if request.client else ""})
                 return resp
             return page(request, "login.html", status=403, message="wrong access token")

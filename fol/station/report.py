@@ -80,7 +80,8 @@ def report_pdf(station, m: dict) -> bytes:
         t.setStyle(TableStyle(style))
         return t
 
-    story += [Spacer(1, 3 * mm), Paragraph("Found", styles["Heading2"])]
+    found = "Indicated (not a result: saturated spectrum)" if b["headline"] == "RE-MEASURE" else "Found"
+    story += [Spacer(1, 3 * mm), Paragraph(found, styles["Heading2"])]
     if r.get("components"):
         story.append(table([["Substance", "Class", "Share of signal", "Confidence", "Score", "Reference"]] +
                            [[c["name"], c["class"], _pct(c.get("fraction")), _pct(c.get("confidence")),

@@ -31,6 +31,10 @@ from fol.errors import FolError, UsageError
 
 log = logging.getLogger(__name__)
 
+
+class StationError(FolError):
+    """A measurement could not be completed (the message says what was and was not recorded)."""
+
 #: settings used when the form does not change them (stated on the page)
 DEFAULT_SETTINGS = {"raman": {"integration_ms": 1000.0, "averages": 3, "laser_mw": 100.0},
                     "ftir": {"integration_ms": 50.0, "averages": 16, "laser_mw": 0.0}}
@@ -250,9 +254,18 @@ class Station:
                 self._drop(str(e))
                 raise
         job.set("recording")
-        ev = write_evidence(self.store.evidence_dir, spectrum, job.case)
+        try:
+            ev = write_evidence(self.store.evidence_dir, spectrum, job.case)
+        except OSError as e:
+            raise StationError(f"{self.store.evidence_dir}: cannot write the evidence recording "
+                               f"({e.strerror or e}); nothing was recorded: fix the disk and measure again") from None
         job.set("analysing")
-        return self._index(spectrum, ev, job.case, actor=actor or job.case.get("operator"))
+        try:
+            return self._index(spectrum, ev, job.case, actor=actor or job.case.get("operator"))
+        except Exception as e:  # the spectrum is safe in its recording; the next start indexes it
+            log.exception("analysis or indexing failed")
+            raise StationError(f"the spectrum was recorded ({ev['path']}) but could not be analysed or indexed: "
+                               f"{e}; restart the station to index it") from None
 
     def _index(self, spectrum, ev: dict, case: dict, *, actor: str | None, action: str = "measurement") -> int:
         md = dict(spectrum.metadata)
@@ -292,7 +305,10 @@ class Station:
                                 {**md, **info.instrument, "integration_time_ms": info.instrument.get(
                                     "integration_time_ms"), "averages": info.instrument.get("averages"),
                                  "laser_power_mw": info.instrument.get("laser_power_mw")})
-            done.append(self._index(spectrum, ev, case_of(info.sample), actor="recovery", action="recovered"))
+            try:
+                done.append(self._index(spectrum, ev, case_of(info.sample), actor="recovery", action="recovered"))
+            except Exception as e:  # never let one bad file stop the station; verify keeps naming it
+                log.warning("evidence file %s could not be indexed: %s", path, e)
         return done
 
     # -- reading back

@@ -281,3 +281,21 @@ def test_history_marks_a_saturated_record_for_re_measurement(client, station):
     assert "saturated" in station.store.get(mid)["quality_flags"]
     row = re.search(rf'<tr[^>]*>(?:(?!</tr>).)*href="/m/{mid}"', client.get("/history").text, re.S).group(0)
     assert "RE-MEASURE" in row and "ALARM" not in row
+
+
+def test_a_failed_analysis_keeps_the_recording_and_the_next_start_indexes_it(client, station, library, identifier,
+                                                                             monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("simulated analysis failure")
+
+    monkeypatch.setattr(station.identifier, "analyse_spectrum", broken)
+    j = measure(client)
+    assert j["phase"] == "failed" and "was recorded" in j["error"] and "simulated analysis failure" in j["error"]
+    assert station.store.count() == 0 and len(list(station.store.evidence_dir.rglob("*.h5"))) == 1
+    monkeypatch.undo()
+    again = Station(StationConfig(simulate="blank", db=station.config.db), library=library, identifier=identifier)
+    try:
+        assert len(again.recovered) == 1 and again.store.get(again.recovered[0])["item_no"] == CASE["item_no"]
+        assert again.store.verify() == []
+    finally:
+        again.close()
