@@ -156,7 +156,8 @@ def create_app(station, *, token: str | None = None) -> Starlette:
         except FolError as e:
             if wants_json:
                 return JSONResponse({"error": str(e)}, 400)
-            return page(request, "acquire.html", status=400, case=form, message=str(e),
+            case = {k: form.get(k, "") for k in ("case_no", "item_no", "operator", "description", "notes")}
+            return page(request, "acquire.html", status=400, case=case, message=str(e),
                         settings={k: form.get(k) or station.defaults[k] for k in ("integration_ms", "averages", "laser_mw")},
                         defaults=station.defaults, required=station.config.required, remeasure_of="")
         if wants_json:

@@ -299,3 +299,10 @@ def test_a_failed_analysis_keeps_the_recording_and_the_next_start_indexes_it(cli
         assert again.store.verify() == []
     finally:
         again.close()
+
+
+def test_a_bare_post_gets_a_page_not_a_server_error(client, station):
+    r = client.post("/measure", data={"csrf": csrf(client), "case_no": "1"})
+    assert r.status_code == 400 and "required case field(s) missing" in r.text
+    assert client.get("/m/999").status_code == 404 and client.get("/job/nope").status_code == 404
+    assert client.get("/history", params={"from": "yesterday"}).status_code == 400
