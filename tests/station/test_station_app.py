@@ -93,7 +93,7 @@ def test_measurement_alarm_component_plot_report_and_history(client, station):
     pdf = client.get(f"/m/{mid}/report.pdf")
     assert pdf.content.startswith(b"%PDF-") and pdf.headers["content-type"] == "application/pdf"
     hist = client.get("/history", params={"case": "2026-04", "substance": "fent", "alarm": "yes"}).text
-    assert f'href="/m/{mid}"' in hist
+    assert f'href="/m/{mid}"' in hist and 'href="/bundle?case=2026-0412"' in hist  # the exact case, not the prefix
     assert f'href="/m/{mid}"' not in client.get("/history", params={"alarm": "no"}).text
     assert station.store.verify() == []
 
