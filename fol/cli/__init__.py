@@ -19,7 +19,7 @@ import sys
 
 from fol import __version__
 
-SUBCOMMANDS = ("identify", "replay", "simulate", "library", "devices")
+SUBCOMMANDS = ("identify", "replay", "simulate", "library", "devices", "station", "cases")
 
 EPILOG = """\
 exit codes: 0 ok, 1 error (file, device, library), 2 usage
