@@ -393,3 +393,53 @@ def test_workers_find_the_class_model_already_cached(data, reference, tmp_path, 
     assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
                  "--workers", "2", "--chunk", "16"]) == 0
     assert cached[0].stat().st_mtime_ns == stamp  # read back, not trained and written again
+
+
+def _labelled(data, path: Path, rows: list[tuple[dict, dict]]) -> Path:
+    """A recording of spectra measured as ``truth`` but labelled ``label``: ``[(truth, label), ...]``."""
+    with RecordingWriter(path, "w") as w:
+        app = w.create_stack("s", AXIS, "raman", "counts", start_time="2026-03-01T10:00:00Z")
+        app.append(np.array([data.measure(t) for t, _ in rows]), [label for _, label in rows])
+    return path
+
+
+def test_summary_names_missed_false_alarm_and_disagreeing_spectra_per_file(data, tmp_path, capsys):
+    """Items 14.5 and 14.16: every spectrum whose components differ from the ground truth is named
+    (missed, extra, wrong member of the right class), as are missed alarms and false alarms; a
+    per-file breakdown; the first 10 unless --show-all; JSON Lines carry the ground truth."""
+    agree = ({"caffeine": 1.0}, {"caffeine": 1.0})
+    a = _labelled(data, tmp_path / "a.h5", [
+        agree,
+        ({"fentanyl": 1.0}, {"carfentanil": 1.0}),            # right class, wrong member: alarm right
+        ({"xylazine": 0.5, "lidocaine": 0.5}, {"xylazine": 1.0}),  # lidocaine is extra (spurious)
+        ({"caffeine": 1.0}, {"caffeine": 0.8, "heroin": 0.2}),    # heroin missed: a missed alarm
+        ({"fentanyl": 1.0}, {}),                                # a blank that alarms: false alarm
+    ] + [({"mannitol": 1.0}, {"lactose": 1.0})] * 12)          # 12 more: the list is cut at 10
+    b = _labelled(data, tmp_path / "b.h5", [agree, agree])
+    out = tmp_path / "o.jsonl"
+    code, text, raw = replay_cli(data, a, b, out=out, capsys=capsys)
+    assert code == 0, text.err
+    s = text.out
+    assert "missed alarms: 1\n" in s and f"  {a}#s[3]: expected caffeine:0.8, heroin:0.2; reported caffeine " \
+                                            "(missed alarm; missed: heroin)" in s
+    assert "false alarms: 1\n" in s and f"  {a}#s[4]: expected blank; reported fentanyl (false alarm; extra: fentanyl)" in s
+    block = s.split("spectra whose components differ from the ground truth: ")[1]
+    assert block.startswith("16\n")
+    listed = [line for line in block.splitlines()[1:] if line.startswith(f"  {a}#")]
+    assert len(listed) == 10 and "... and 6 more (--show-all lists every one)" in block
+    assert f"  {a}#s[1]: expected carfentanil:1; reported fentanyl (wrong member: fentanyl reported for " \
+           "carfentanil (fentanyl-analogue))" in s
+    assert f"  {a}#s[2]: expected xylazine:1; reported xylazine, lidocaine (extra: lidocaine)" in s
+    assert "components differ from the ground truth in 16 spectra (missed 1, wrong member 13, extra 2)" in s
+    # per file: one row each, with the counts of that file
+    table = s.split("per file:\n")[1].splitlines()
+    assert table[0].split()[:4] == ["file", "spectra", "errors", "alarms"]
+    row_a = table[1].split()
+    assert row_a[0] == str(a) and row_a[1] == "17" and table[2].split()[:2] == [str(b), "2"]
+    # JSON Lines: the ground truth travels with each result
+    lines = [json.loads(x) for x in raw.decode().splitlines()]
+    assert lines[1]["expected"] == {"carfentanil": 1.0} and lines[4]["expected"] == {}
+    assert len(lines) == 19
+    code, text, _ = replay_cli(data, a, b, "--show-all", capsys=capsys)
+    block = text.out.split("spectra whose components differ from the ground truth: ")[1]
+    assert len([line for line in block.splitlines() if line.startswith(f"  {a}#")]) == 16 and "more (" not in block
