@@ -388,8 +388,9 @@ def _execute_dask(tasks: list[Task], spec: LibrarySpec, address: str, workers: i
 CATEGORIES = ("missed alarm", "false alarm", "components differ")
 #: spectra named per category in the summary unless --show-all
 SHOW = 10
-#: the report's examples: at most this many per (file, verdict, substance) and this many such keys, per kind
-PER_KEY = 3
+#: the report's examples: at most this many per (file, verdict, substance), sampled uniformly over the
+#: file (reservoir sampling, seeded by the key: the same choice on every run), and this many keys, per kind
+PER_KEY = 8
 MAX_KEYS = 200
 
 
@@ -408,6 +409,31 @@ def _reported_text(result: dict) -> str:
     if not comps:
         return result.get("verdict") or "-"
     return ", ".join(c["name"] for c in comps)
+
+
+class _Reservoir:
+    """A uniform sample of at most ``size`` of the items offered (Algorithm R), in offer order;
+    the generator is seeded from ``key``, so a run makes the same choice every time."""
+
+    def __init__(self, size: int, key: tuple):
+        import random
+        import zlib
+
+        self.size, self.seen = size, 0
+        self.rng = random.Random(zlib.crc32(json.dumps(key).encode()))
+        self.kept: list[tuple[int, dict]] = []
+
+    def add(self, item: dict) -> None:
+        if len(self.kept) < self.size:
+            self.kept.append((self.seen, item))
+        else:
+            j = self.rng.randrange(self.seen + 1)
+            if j < self.size:
+                self.kept[j] = (self.seen, item)
+        self.seen += 1
+
+    def items(self) -> list[dict]:
+        return [item for _, item in sorted(self.kept, key=lambda x: x[0])]
 
 
 class Summary:
@@ -480,19 +506,19 @@ class Summary:
             top = (result.get("components") or [{}])[0].get("name") or _truth_text(expected or {})
             key = (source, result["verdict"], top)
             pool = self._candidates[kind]
-            items = pool.get(key)
-            if items is None and len(pool) < MAX_KEYS:
-                items = pool[key] = []
-            if items is not None and len(items) < PER_KEY:
-                items.append({"result": result, "expected": expected, "previous": previous, "reasons": reasons})
+            slot = pool.get(key)
+            if slot is None and len(pool) < MAX_KEYS:
+                slot = pool[key] = _Reservoir(PER_KEY, key)
+            if slot is not None:
+                slot.add({"result": result, "expected": expected, "previous": previous, "reasons": reasons})
 
     def examples(self, kind: str, n: int | None = None) -> list[dict]:
         """Up to ``n`` (default ``keep``) flagged spectra of ``kind`` chosen across files, then across
         verdicts and substances within a file (round robin), rather than the first ones."""
         n = self.keep if n is None else n
         by_file: OrderedDict[str, list[list[dict]]] = OrderedDict()
-        for (source, _, _), items in self._candidates[kind].items():
-            by_file.setdefault(source, []).append(items)
+        for (source, _, _), slot in self._candidates[kind].items():
+            by_file.setdefault(source, []).append(slot.items())
         per_file = []
         for groups in by_file.values():  # round robin over the keys of a file
             per_file.append([g[i] for i in range(PER_KEY) for g in groups if i < len(g)])
