@@ -369,3 +369,36 @@ def test_library_info_shows_what_its_help_says(enfsi_library):
     help_text = _helps()["library"]
     r = fol("library", "info", enfsi_library)
     assert "recipe" not in help_text or "recipe" in r.stdout.lower()
+
+
+def test_progress_callback_draws_on_a_terminal_only():
+    """Item 14.15 (the CLI side): long library work reports progress through a callback;
+    ``fol.cli.display.progress`` draws it on a terminal and stays silent in a pipe or a log."""
+    import io
+
+    from fol.cli.display import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        cb = progress("calibrating raman", stream=stream, unit="spectra")
+        for done in range(0, 601, 200):
+            cb(done, 600)
+        cb.close()
+    assert "calibrating raman [" in tty.getvalue() and "600/600 spectra 100%" in tty.getvalue()
+    assert tty.getvalue().endswith("\n") and pipe.getvalue() == ""
+
+
+def test_one_line_bounds_and_cleans_any_message():
+    from fol.cli.display import MAX_MESSAGE, one_line
+
+    h5 = ("rec.h5: not a readable HDF5 file ([Errno 21] Unable to synchronously open file (file read failed: "
+          "time = Wed Dec  2 01:01:40 2026\n, filename = 'rec.h5', file descriptor = 3, errno = 21, "
+          "error message = 'Is a directory', buf = 0x7ffc0ea40fd8, total read size = 8, offset = 0))")
+    assert one_line(h5) == "rec.h5: not a readable HDF5 file (is a directory)"
+    huge = one_line("bad.json: " + "[" * 5_000_000)
+    assert len(huge) == MAX_MESSAGE and huge.startswith("bad.json: [[[") and huge.endswith("…")
+    assert one_line("two\nlines") == "two lines"
