@@ -33,7 +33,7 @@ def add_library_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", metavar="LIB.h5",
                    help="reference library (default: the shipped library, or $FOL_LIBRARY)")
     p.add_argument("--allow-unverified", action="store_true",
-                   help="use a library whose content hash does not match (results are flagged unverified_library)")
+                   help="use a library whose content hash does not match (not for casework)")
 
 
 def add_similarity_option(p: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def add_similarity_option(p: argparse.ArgumentParser) -> None:
 
 def add_top_option(p: argparse.ArgumentParser, default: int = 10, what: str = "library hits per result") -> None:
     p.add_argument("--top", type=positive_int, default=default, metavar="N",
-                   help=f"number of {what} (default {default}; all of them are shown)")
+                   help=f"number of {what} (default {default})")
 
 
 def given(args: argparse.Namespace, dest: str, default=None) -> bool:
