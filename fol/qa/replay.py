@@ -278,8 +278,8 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
                 continue
             # one bad row (malformed ground truth, a damaged chunk) must not cost its neighbours:
             # read the part row by row, so that only the rows that cannot be read are skipped
-            sub = run_task(spec, Task(task.path, tuple(Part(part.entry, i, i + 1) for i in range(part.start, part.stop)),
-                                      task.first), analyse)
+            rows = tuple(Part(part.entry, i, i + 1) for i in range(part.start, part.stop))
+            sub = run_task(spec, Task(task.path, rows, task.first), analyse)
             out.results.extend(sub.results)
             out.expected.extend(sub.expected)
             out.previous.extend(sub.previous)

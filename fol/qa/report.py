@@ -26,7 +26,8 @@ import numpy as np
 from fol import __version__
 from fol.qa.metrics import ConfusionMatrix
 
-#: rows of the regression table in the report (all changes are in the text summary)
+#: rows of the regression table and of each list of disagreeing spectra in the report
+#: (``fol replay --show-all`` lists every one in the text summary)
 MAX_CHANGE_ROWS = 2000
 #: components (or hits, when there are none) drawn per plot
 MAX_CURVES = 3
@@ -305,7 +306,8 @@ def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
         total = summary.named_total[c]
         if total:
             named = summary.named(c, MAX_CHANGE_ROWS)
-            more = f" (first {len(named)} here; every one with --show-all in the text summary)" if total > len(named) else ""
+            more = (f" (first {len(named)} here; every one with --show-all in the text summary)"
+                    if total > len(named) else "")
             parts += [f"<h3>{_e(named_titles[c])}: {total}{_e(more)}</h3>",
                       "<ul class='small'>" + "".join(f"<li>{_e(line)}</li>" for line in named) + "</ul>"]
     reg = summary.regression
@@ -320,7 +322,8 @@ def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
         rows = []
         for i, c in enumerate(reg.changes()):
             if i == MAX_CHANGE_ROWS:
-                rows.append([f"... {reg.changed - MAX_CHANGE_ROWS} more in the text summary", "", "", "", ""])
+                rows.append([f"... {reg.changed - MAX_CHANGE_ROWS} more: fol replay --show-all lists every one",
+                             "", "", "", ""])
                 break
             b, a = c["before"], c["after"]
             rows.append([f"{c['source']}#{c['entry']}[{c['index']}]",
