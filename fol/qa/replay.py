@@ -246,6 +246,34 @@ def _line(message, path: str | None = None) -> str:
     return text if path is None or path in text else one_line(f"{path}: {text}")
 
 
+_ROW_SKIPPED = re.compile(r"^(?P<base>.*) \(row (?P<row>\d+) of entry (?P<entry>'.*') skipped\)$")
+
+
+def _merge_row_messages(messages: list[str]) -> list[str]:
+    """Consecutive rows skipped for the same reason make one message (``rows 4-2047 ...``): a damaged
+    chunk of a big stack says so once, not once per row."""
+    out: list[str] = []
+    run = None  # (base, entry, first, last)
+
+    def flush():
+        if run:
+            base, entry, a, b = run
+            rows = f"row {a}" if a == b else f"rows {a}-{b}"
+            out.append(f"{base} ({rows} of entry {entry} skipped)")
+
+    for text in messages:
+        m = _ROW_SKIPPED.match(text)
+        if m and run and (m["base"], m["entry"]) == run[:2] and int(m["row"]) == run[3] + 1:
+            run = (run[0], run[1], run[2], int(m["row"]))
+            continue
+        flush()
+        run = (m["base"], m["entry"], int(m["row"]), int(m["row"])) if m else None
+        if not m:
+            out.append(text)
+    flush()
+    return out
+
+
 def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
     """Read and (if ``analyse``) analyse the spectra of a task; never raises for bad data.
 
@@ -283,7 +311,7 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
             out.results.extend(sub.results)
             out.expected.extend(sub.expected)
             out.previous.extend(sub.previous)
-            out.messages.extend(sub.messages)
+            out.messages.extend(_merge_row_messages(sub.messages))
             continue
         n = len(part)
         if analyse:

@@ -444,3 +444,14 @@ def test_summary_names_missed_false_alarm_and_disagreeing_spectra_per_file(data,
     code, text, _ = replay_cli(data, a, b, "--show-all", capsys=capsys)
     block = text.out.split("spectra whose components differ from the ground truth: ")[1]
     assert len([line for line in block.splitlines() if line.startswith(f"  {a}#")]) == 16 and "more (" not in block
+
+
+def test_rows_skipped_for_one_reason_make_one_message():
+    from fol.qa.replay import _merge_row_messages
+
+    msgs = [f"r.h5, entry 'b': chunk damaged (row {i} of entry 'b' skipped)" for i in (4, 5, 6, 7, 9)]
+    msgs.insert(2, "r.h5, entry 'b': analysis failed (ValueError: x)")
+    assert _merge_row_messages(msgs) == ["r.h5, entry 'b': chunk damaged (rows 4-5 of entry 'b' skipped)",
+                                         "r.h5, entry 'b': analysis failed (ValueError: x)",
+                                         "r.h5, entry 'b': chunk damaged (rows 6-7 of entry 'b' skipped)",
+                                         "r.h5, entry 'b': chunk damaged (row 9 of entry 'b' skipped)"]
