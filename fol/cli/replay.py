@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = """\
 Replay recordings (fol-recording HDF5, single and stacked entries) through the pipeline.
@@ -15,8 +16,16 @@ confusion matrices per substance and per class; where they carry earlier results
 (results/result), a regression diff listing every spectrum whose verdict, alarm or top
 component changed, with the library hashes involved.
 
-A corrupt file or entry is reported on stderr and skipped (its spectra get error
-results); the run goes on. The output is identical for any --workers and for --dask.
+Every spectrum whose components differ from the ground truth (missed, extra, wrong
+member of the right class), every missed alarm and false alarm is named (the first 10
+of each; --show-all for every one), with a per-file breakdown.
+
+Input files that cannot be read (missing, a directory, not a recording) stop the run
+before any work, exit code 1, unless --keep-going: then they are listed as unreadable
+files (they have no spectra) and the others are replayed. A corrupt entry or row is
+reported on stderr and skipped (its spectra get error results; only the rows that
+cannot be read); the run goes on, and ends with exit code 1 unless --keep-going.
+The output is identical for any --workers and for --dask.
 """
 
 EPILOG = """\
@@ -26,37 +35,49 @@ examples:
   fol replay big.h5 --json out.jsonl --dask local          # a local Dask cluster
   fol replay big.h5 --json out.jsonl --dask tcp://sched:8786   # paths must be readable on the workers
   fol replay big.h5 --json out.jsonl --resume              # continue an interrupted run
+
+exit codes: 0 every input read and analysed (or --keep-going); 1 an input file, entry or
+row could not be read or analysed, or the library cannot be loaded; 2 usage
 """
 
 
 def register(sub) -> None:
     p = sub.add_parser("replay", help="replay recordings through the pipeline (QA: metrics, regression, report)",
                        description=HELP, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fol.cli.options import add_library_options, add_similarity_option, add_top_option, positive_int
+
     p.add_argument("paths", nargs="+", metavar="REC.h5")
-    p.add_argument("--library", metavar="LIB.h5", help="reference library (default: the shipped library, or $FOL_LIBRARY)")
-    p.add_argument("--allow-unverified", action="store_true", help="use a library whose content hash does not match")
+    add_library_options(p)
     p.add_argument("--json", metavar="OUT.jsonl", help="write results as JSON Lines ('-' for stdout)")
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report (needs matplotlib)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1: in-process)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="worker processes, or workers of --dask local (default 1: in-process)")
     p.add_argument("--dask", metavar="SCHEDULER", help="run on a Dask cluster: scheduler address, or 'local'")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from the --json file")
-    p.add_argument("--chunk", type=int, default=None, metavar="N",
+    p.add_argument("--chunk", type=positive_int, default=None, metavar="N",
                    help="spectra per task (default 256 with mixture analysis, as by default; 2048 without); "
                         "results do not depend on it")
-    p.add_argument("--similarity", choices=("pearson", "derivative"), default="pearson",
-                   help="similarity of the search (default pearson)")
-    p.add_argument("--top", type=int, default=10, help="number of library hits per result (default 10)")
+    add_similarity_option(p)
+    add_top_option(p)
+    p.add_argument("--keep-going", action="store_true",
+                   help="replay the readable inputs when some cannot be read, and exit 0 (they are listed)")
+    p.add_argument("--show-all", action="store_true",
+                   help="name every missed, false-alarm, disagreeing and changed spectrum (default: the first 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal anyway)")
     p.set_defaults(func=run)
 
 
 def _check(args) -> None:
+    """Everything that can be refused is refused here, before the library is loaded or any work."""
+    from fol.cli.options import check_output_path, refuse_inapplicable
     from fol.errors import UsageError
 
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.chunk is not None and args.chunk < 1:
-        raise UsageError("--chunk must be at least 1")
+    refuse_inapplicable(args, {"workers": (lambda a: a.dask in (None, "local"), "in-process pools or --dask local")},
+                        {"workers": 1})
+    check_output_path(args.json, "--json")
+    check_output_path(args.report, "--report")
+    if args.json and args.report and args.json != "-" and Path(args.json).resolve() == Path(args.report).resolve():
+        raise UsageError(f"--json and --report are the same file: {args.json}")
     if args.resume and (not args.json or args.json == "-"):
         raise UsageError("--resume needs --json OUT.jsonl (a file to continue)")
     if args.report:
@@ -75,7 +96,7 @@ def run(args) -> int:
     from fol.io.library import load_library
     from fol.paths import default_library
     from fol.identification.pipeline import Identifier
-    from fol.qa.replay import LibrarySpec, prepare_resume, replay
+    from fol.qa.replay import SHOW, LibrarySpec, prepare_resume, replay
 
     _check(args)
     library = load_library(args.library, allow_unverified=args.allow_unverified)
@@ -86,30 +107,69 @@ def run(args) -> int:
     out = resume_in = None
     if args.json == "-":
         out = sys.stdout
-    elif args.json:
-        out = open(args.json, "a" if args.resume else "w", encoding="utf-8")
+    elif args.json:  # opened at the first line: a run refused before any work leaves an earlier file alone
+        out = _LazyFile(args.json, "a" if args.resume else "w")
         if resume_count:
             resume_in = open(args.json, encoding="utf-8")
+    ok = False
     try:
         summary = replay(args.paths, identifier, spec, out.write if out else (lambda s: None),
                          workers=args.workers, dask=args.dask, chunk_rows=args.chunk, resume_lines=resume_in,
                          resume_count=resume_count, progress=not args.no_progress,
-                         flush=out.flush if out else None)
+                         flush=out.flush if out else None, keep_going=args.keep_going)
+        ok = True
     finally:
-        for f in (out, resume_in):
-            if f is not None and f is not sys.stdout:
-                f.close()
-    text = sys.stderr if args.json == "-" else sys.stdout
-    print("\n".join(summary.lines()), file=text)
-    if args.report:
-        from fol.qa.replay import Progress
-        from fol.qa.report import plot_count, write_report
+        if isinstance(out, _LazyFile):
+            out.close(create=ok)
+        if resume_in is not None:
+            resume_in.close()
+    try:
+        text = sys.stderr if args.json == "-" else sys.stdout
+        print("\n".join(summary.lines(None if args.show_all else SHOW)), file=text)
+        if args.report:
+            from fol.cli.display import progress
+            from fol.qa.report import plot_count, write_report
 
-        bar = None if args.no_progress else Progress(plot_count(summary), unit="plots")
-        write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths],
-                     progress=bar.update if bar else None)
-        if bar:
-            bar.close()
-        print(f"report: {args.report}", file=text)
-    summary.regression.close()
-    return 0
+            bar = None if args.no_progress else progress("report plots")
+            total = plot_count(summary)
+            done = [0]
+
+            def step(n: int) -> None:
+                done[0] += n
+                if bar:
+                    bar(done[0], total)
+
+            write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths], progress=step)
+            if bar:
+                bar.close()
+            print(f"report: {args.report}", file=text)
+        failed = summary.errors + len(summary.unreadable)
+        if failed and not args.keep_going:
+            print(f"fol: error: {summary.errors} spectra and {len(summary.unreadable)} files could not be read or "
+                  "analysed (listed above; --keep-going exits 0)", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        summary.close()
+
+
+class _LazyFile:
+    """A text file opened at the first write (``close(create=True)`` makes it if nothing was written)."""
+
+    def __init__(self, path: str, mode: str):
+        self.path, self.mode, self.f = path, mode, None
+
+    def write(self, text: str) -> None:
+        if self.f is None:
+            self.f = open(self.path, self.mode, encoding="utf-8")
+        self.f.write(text)
+
+    def flush(self) -> None:
+        if self.f is not None:
+            self.f.flush()
+
+    def close(self, create: bool = True) -> None:
+        if self.f is None and create:
+            self.f = open(self.path, self.mode, encoding="utf-8")
+        if self.f is not None:
+            self.f.close()

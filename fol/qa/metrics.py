@@ -17,7 +17,14 @@ For every labelled spectrum ``Metrics.add(result, expected)`` updates:
   ``(inconclusive)`` when there is none;
 * **one-vs-rest counts** per substance and per class over *all* labelled samples,
   mixtures included: TP (expected and reported as a component), FN (expected, not
-  reported), FP (reported, not expected).
+  reported), FP (reported, not expected);
+* **component disagreements** over all labelled samples (``component_differences``):
+  every spectrum whose reported components are not exactly the expected substances,
+  by kind: ``missed`` (expected, not reported), ``extra`` (reported, not expected: a
+  spurious component, or any component of a blank), ``wrong member`` (an expected
+  substance not reported while another member of its class, not expected, is: the
+  right class, the wrong compound), ``class only`` (an expected substance reported
+  only as an unlisted compound of its class).
 
 Results with an ``error`` (spectra that could not be analysed) are counted apart and
 left out of the rates: they measure the data, not the identification.
@@ -32,6 +39,8 @@ BLANK = "(none)"
 #: prediction labels when a result has no component
 NO_COMPONENT = {"no-match": "(no-match)", "inconclusive": "(inconclusive)"}
 CONFIDENCE = 0.95
+#: kinds of component disagreement, in the order they are listed
+DIFFERENCE_KINDS = ("missed", "wrong member", "class only", "extra")
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,34 @@ class OneVsRest:
                  "precision": Rate(self.tp[x], self.tp[x] + self.fp[x]).value} for x in labels]
 
 
+def component_differences(truth: set[str], comps: list[dict], class_of) -> list[tuple[str, str]]:
+    """How reported components differ from the expected substances: ``[(kind, text), ...]``.
+
+    ``comps`` are the result's components (``class_only`` ones stand for an unlisted
+    compound of their class); ``class_of(name)`` is the catalogue class. Kinds are
+    ``DIFFERENCE_KINDS``; the text names the substances, e.g. ``("wrong member",
+    "metonitazene reported for isotonitazene (nitazene)")``.
+    """
+    named = [c for c in comps if not c.get("class_only")]
+    reported = {c["name"] for c in named}
+    class_only = {c["class"] for c in comps if c.get("class_only")}
+    missing = sorted(truth - reported)
+    extra = [c["name"] for c in named if c["name"] not in truth]
+    out: list[tuple[str, str]] = []
+    for t in missing:
+        cls = class_of(t)
+        same = [e for e in extra if class_of(e) == cls and cls != "unknown"]
+        if same:
+            extra.remove(same[0])
+            out.append(("wrong member", f"{same[0]} reported for {t} ({cls})"))
+        elif cls in class_only:
+            out.append(("class only", f"{t} reported only as an unlisted {cls} compound"))
+        else:
+            out.append(("missed", t))
+    out += [("extra", e) for e in extra]
+    return sorted(out, key=lambda d: DIFFERENCE_KINDS.index(d[0]))
+
+
 def top_component(result: dict) -> dict | None:
     comps = result.get("components") or []
     return comps[0] if comps else None
@@ -137,6 +174,9 @@ class Metrics:
         self.classes = ConfusionMatrix()
         self.substance_ovr = OneVsRest()
         self.class_ovr = OneVsRest()
+        #: spectra with at least one component disagreement, and disagreements per kind
+        self.differing = 0
+        self.differences: Counter = Counter()
 
     def _class_of(self, name: str) -> str:
         return self.catalogue[name].cls if name in self.catalogue else "unknown"
@@ -144,15 +184,16 @@ class Metrics:
     def should_alarm(self, expected: dict) -> bool:
         return any(name in self.catalogue and self.catalogue[name].alarm for name in expected)
 
-    def add(self, result: dict, expected: dict | None) -> str | None:
-        """Count one result; returns what went wrong (``missed alarm``, ``false alarm``,
-        ``wrong substance``) or None."""
+    def add(self, result: dict, expected: dict | None) -> list[str]:
+        """Count one result; returns what went wrong, empty when it agrees with the ground truth:
+        ``missed alarm`` / ``false alarm``, then each component difference as ``"kind: text"``
+        (see ``component_differences``)."""
         if expected is None:
-            return None
+            return []
         self.labelled += 1
         if "error" in result:
             self.errors += 1
-            return None
+            return []
         truth = set(expected)
         should, did = self.should_alarm(expected), bool(result.get("alarm"))
         outcome = {(True, True): "tp", (True, False): "fn", (False, True): "fp", (False, False): "tn"}[should, did]
@@ -163,6 +204,10 @@ class Metrics:
         self.substance_ovr.add(truth, {c["name"] for c in comps})
         self.class_ovr.add({self._class_of(t) for t in truth}, {c["class"] for c in comps})
         problem = {"fn": "missed alarm", "fp": "false alarm"}.get(outcome)
+        diffs = component_differences(truth, result.get("components") or [], self._class_of)
+        if diffs:
+            self.differing += 1
+            self.differences.update(kind for kind, _ in diffs)
         if len(truth) <= 1:
             name = next(iter(truth), BLANK)
             predicted = predicted_label(result, "name")
@@ -174,11 +219,7 @@ class Metrics:
                 hits = result.get("hits") or []
                 self.hit1[1] += 1
                 self.hit1[0] += bool(hits) and hits[0]["name"] == name
-                if predicted != name and problem is None:
-                    problem = "wrong substance"
-            elif comps and problem is None:
-                problem = "false identification"
-        return problem
+        return ([problem] if problem else []) + [f"{kind}: {text}" for kind, text in diffs]
 
     # -- reporting
 
@@ -202,6 +243,11 @@ class Metrics:
                f"alarm specificity: {self.specificity()}"]
         if self.cautioned_misses:
             out.append(f"  missed alarms with a caution (possible alarm class listed): {self.cautioned_misses}")
+        if self.differing:
+            kinds = ", ".join(f"{k} {self.differences[k]}" for k in DIFFERENCE_KINDS if self.differences[k])
+            out.append(f"components differ from the ground truth in {self.differing} spectra ({kinds})")
+        else:
+            out.append("components agree with the ground truth in every analysed labelled spectrum")
         if self.top1[1]:
             out.append(f"top-1 accuracy on single-substance samples: {self.top1_accuracy()}")
             out.append(f"hit-1 accuracy on single-substance samples (first search hit): {self.hit1_accuracy()}")

@@ -17,6 +17,8 @@ from typing import Iterator
 from fol.qa.metrics import top_component
 
 FIELDS = ("verdict", "alarm", "top")
+#: the fields in words
+FIELD_WORDS = {"verdict": "verdict", "alarm": "alarm", "top": "top component"}
 
 
 def library_hash(result: dict) -> str:
@@ -34,6 +36,21 @@ def changed_fields(before: dict, after: dict) -> list[str]:
     """Which of verdict, alarm, top component differ."""
     a, b = side(before), side(after)
     return [f for f in FIELDS if a[f] != b[f]]
+
+
+def describe(s: dict) -> str:
+    """One side of a change in words: ``identified, ALARM (fentanyl-analogue), top fentanyl``."""
+    alarm = ("ALARM (" + ", ".join(s.get("alarm_classes") or []) + ")" if s.get("alarm_classes") else "ALARM") \
+        if s.get("alarm") else "no alarm"
+    return f"{s.get('verdict')}, {alarm}, top {s.get('top') or 'none'}"
+
+
+def change_line(c: dict) -> str:
+    """A change in words, one line: where, before, after, what changed, the libraries."""
+    b, a = c["before"], c["after"]
+    changed = ", ".join(FIELD_WORDS.get(f, f) for f in c["changed"])
+    return (f"{c['source']}#{c['entry']}[{c['index']}]: was {describe(b)}; now {describe(a)} "
+            f"(changed: {changed}; library {b['library'][:12] or '?'} -> {a['library'][:12]})")
 
 
 class Regression:
@@ -77,18 +94,20 @@ class Regression:
     def close(self) -> None:
         self._spool.close()
 
-    def lines(self) -> list[str]:
+    def lines(self, limit: int | None = None) -> list[str]:
+        """The summary: counts, then each change (the first ``limit``; all when None)."""
         if not self.compared:
             return []
         libs = ", ".join(f"{h[:12] or '?'} ({n})" for h, n in self.libraries.most_common())
+        what = ", ".join(f"{FIELD_WORDS[f]} in {self.by_field[f]}" for f in FIELDS if self.by_field[f])
         out = [f"regression: {self.compared} spectra compared with earlier results "
-               f"(libraries: {libs} -> now {self.current_library[:12]}): {self.changed} changed"
-               + (" (" + ", ".join(f"{f} {self.by_field[f]}" for f in FIELDS if self.by_field[f]) + ")"
-                  if self.changed else "")]
+               f"(libraries: {libs} -> now {self.current_library[:12]}): "
+               + (f"{self.changed} changed ({what})" if self.changed else "none changed")]
+        shown = 0
         for c in self.changes():
-            b, a = c["before"], c["after"]
-            out.append(f"  {c['source']}#{c['entry']}[{c['index']}]: "
-                       f"{b['verdict']}/{'ALARM' if b['alarm'] else 'no alarm'}/{b['top'] or '-'} "
-                       f"-> {a['verdict']}/{'ALARM' if a['alarm'] else 'no alarm'}/{a['top'] or '-'} "
-                       f"[{', '.join(c['changed'])}; library {b['library'][:12] or '?'} -> {a['library'][:12]}]")
+            if limit is not None and shown == limit:
+                out.append(f"  ... and {self.changed - limit} more (--show-all lists every one)")
+                break
+            out.append("  " + change_line(c))
+            shown += 1
         return out

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import tempfile
 import sys
 import threading
 import time
@@ -87,25 +89,52 @@ class Task:
         return sum(len(p) for p in self.parts)
 
 
-def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS) -> list[Task]:
+def input_problem(path: str) -> str | None:
+    """Why ``path`` cannot be an input (one line naming it), or None; nothing is opened.
+    A directory "is a directory"; a FIFO or device "is not a regular file" (it could block)."""
+    from fol.cli.options import input_problem as problem
+
+    return problem(path)
+
+
+def open_problem(path: str) -> str | None:
+    """Why the recording at ``path`` cannot be opened (one bounded line naming it), or None."""
+    problem = input_problem(path)
+    if problem:
+        return problem
+    try:
+        Recording(path, skip_invalid=True).close()
+    except (FolError, OSError, ValueError, RecursionError, RuntimeError) as e:
+        return _line(e, path)
+    return None
+
+
+def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS,
+         unreadable: list[tuple[str, str]] | None = None) -> list[Task]:
     """The tasks of a run, in output order.
 
-    A file that cannot be opened is one error part (``entry ""``, row 0); an entry
-    whose structure is invalid is one error part (row 0), placed before the file's
-    readable entries.
+    A file that cannot be opened makes no task: it has no spectra. It is appended to
+    ``unreadable`` as ``(path, message)`` when a list is given. An entry whose
+    structure is invalid is one error part (row 0), placed before the file's readable
+    entries.
     """
     if chunk_rows < 1:
         raise UsageError("the chunk size must be at least 1")
     tasks: list[Task] = []
     first = 0
     for path in map(str, paths):
+        problem = input_problem(path)
         try:
+            if problem:
+                raise FolError(problem)
             rec = Recording(path, skip_invalid=True)
-        except FolError as e:
-            parts = [Part("", 0, 1, str(e))]
+        except (FolError, OSError, ValueError, RecursionError, RuntimeError) as e:
+            if unreadable is not None:
+                unreadable.append((path, _line(e, path)))
+            continue
         else:
             with rec:
-                parts = [Part(name, 0, 1, msg) for name, msg in rec.skipped]
+                parts = [Part(name, 0, 1, _line(msg, path)) for name, msg in rec.skipped]
                 parts += [Part(e.name, a, min(a + chunk_rows, e.n_rows))
                           for e in rec.entries for a in range(0, e.n_rows, chunk_rows)]
         group: list[Part] = []
@@ -203,6 +232,48 @@ def _init_process(spec: LibrarySpec) -> None:
         pass
 
 
+#: what reading rows can raise on bad data (RecursionError: JSON nested thousands deep)
+READ_ERRORS = (FolError, OSError, ValueError, TypeError, KeyError, RecursionError, RuntimeError)
+
+
+def _line(message, path: str | None = None) -> str:
+    """One bounded line (``fol.cli.display.one_line``), naming ``path`` if it does not already."""
+    from fol.cli.display import one_line
+
+    if isinstance(message, RecursionError):
+        message = "ground truth or result JSON nested too deeply"
+    text = one_line(message)
+    return text if path is None or path in text else one_line(f"{path}: {text}")
+
+
+_ROW_SKIPPED = re.compile(r"^(?P<base>.*) \(row (?P<row>\d+) of entry (?P<entry>'.*') skipped\)$")
+
+
+def _merge_row_messages(messages: list[str]) -> list[str]:
+    """Consecutive rows skipped for the same reason make one message (``rows 4-2047 ...``): a damaged
+    chunk of a big stack says so once, not once per row."""
+    out: list[str] = []
+    run = None  # (base, entry, first, last)
+
+    def flush():
+        if run:
+            base, entry, a, b = run
+            rows = f"row {a}" if a == b else f"rows {a}-{b}"
+            out.append(f"{base} ({rows} of entry {entry} skipped)")
+
+    for text in messages:
+        m = _ROW_SKIPPED.match(text)
+        if m and run and (m["base"], m["entry"]) == run[:2] and int(m["row"]) == run[3] + 1:
+            run = (run[0], run[1], run[2], int(m["row"]))
+            continue
+        flush()
+        run = (m["base"], m["entry"], int(m["row"]), int(m["row"])) if m else None
+        if not m:
+            out.append(text)
+    flush()
+    return out
+
+
 def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
     """Read and (if ``analyse``) analyse the spectra of a task; never raises for bad data.
 
@@ -227,9 +298,20 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
             continue
         try:
             chunk = _recording(task.path).read(part.entry, part.start, part.stop)
-        except (FolError, OSError, ValueError) as e:
-            failed(part, str(e))
-            out.messages.append(f"{e} (rows {part.start}-{part.stop - 1} of entry {part.entry!r} skipped)")
+        except READ_ERRORS as e:
+            if len(part) == 1:
+                message = re.sub(r"(sample/expected|results/result) row 0:", r"\1:", _line(e, task.path))
+                failed(part, message)
+                out.messages.append(f"{message} (row {part.start} of entry {part.entry!r} skipped)")
+                continue
+            # one bad row (malformed ground truth, a damaged chunk) must not cost its neighbours:
+            # read the part row by row, so that only the rows that cannot be read are skipped
+            rows = tuple(Part(part.entry, i, i + 1) for i in range(part.start, part.stop))
+            sub = run_task(spec, Task(task.path, rows, task.first), analyse)
+            out.results.extend(sub.results)
+            out.expected.extend(sub.expected)
+            out.previous.extend(sub.previous)
+            out.messages.extend(_merge_row_messages(sub.messages))
             continue
         n = len(part)
         if analyse:
@@ -237,7 +319,7 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
                 out.results.extend(identifier.analyse(chunk.batch, source=task.path, entry=part.entry,
                                                       start_index=part.start))
             except Exception as e:  # a bug or unforeseen data must not end a run over millions of spectra
-                message = f"{task.path}, entry {part.entry!r}: analysis failed ({type(e).__name__}: {e})"
+                message = _line(f"{task.path}, entry {part.entry!r}: analysis failed ({type(e).__name__}: {e})")
                 out.results.extend(error_result(message, source=task.path, entry=part.entry, index=i,
                                                 technique=chunk.batch.technique, library_ref=identifier.library_ref)
                                    for i in range(part.start, part.stop))
@@ -330,10 +412,65 @@ def _execute_dask(tasks: list[Task], spec: LibrarySpec, address: str, workers: i
 # ----------------------------------------------------------------------------- summary
 
 
+#: ground-truth problem categories named in the summary, in order
+CATEGORIES = ("missed alarm", "false alarm", "components differ")
+#: spectra named per category in the summary unless --show-all
+SHOW = 10
+#: the report's examples: at most this many per (file, verdict, substance), sampled uniformly over the
+#: file (reservoir sampling, seeded by the key: the same choice on every run), and this many keys, per kind
+PER_KEY = 8
+MAX_KEYS = 200
+
+
+def where(result: dict) -> str:
+    return f"{result.get('source')}#{result.get('entry')}[{result.get('index')}]"
+
+
+def _truth_text(expected: dict) -> str:
+    if not expected:
+        return "blank"
+    return ", ".join(f"{n}:{f:g}" if isinstance(f, (int, float)) else n for n, f in expected.items())
+
+
+def _reported_text(result: dict) -> str:
+    comps = result.get("components") or []
+    if not comps:
+        return result.get("verdict") or "-"
+    return ", ".join(c["name"] for c in comps)
+
+
+class _Reservoir:
+    """A uniform sample of at most ``size`` of the items offered (Algorithm R), in offer order;
+    the generator is seeded from ``key``, so a run makes the same choice every time."""
+
+    def __init__(self, size: int, key: tuple):
+        import random
+        import zlib
+
+        self.size, self.seen = size, 0
+        self.rng = random.Random(zlib.crc32(json.dumps(key).encode()))
+        self.kept: list[tuple[int, dict]] = []
+
+    def add(self, item: dict) -> None:
+        if len(self.kept) < self.size:
+            self.kept.append((self.seen, item))
+        else:
+            j = self.rng.randrange(self.seen + 1)
+            if j < self.size:
+                self.kept[j] = (self.seen, item)
+        self.seen += 1
+
+    def items(self) -> list[dict]:
+        return [item for _, item in sorted(self.kept, key=lambda x: x[0])]
+
+
 class Summary:
-    """Counts, QA metrics, regression diff, and the spectra worth a plot, over a whole run."""
+    """Counts, QA metrics, regression diff, per-file breakdown, the spectra that disagree with
+    the ground truth (named), and examples worth a plot, over a whole run."""
 
     KINDS = ("problem", "changed", "alarm")
+    FILE_COLUMNS = ("spectra", "errors", "alarms", "labelled", "missed alarm", "false alarm",
+                    "components differ", "changed")
 
     def __init__(self, catalogue, library_ref: dict, keep: int = KEEP_PER_KIND):
         self.library_ref = library_ref
@@ -345,37 +482,139 @@ class Summary:
         self.metrics = Metrics(catalogue)
         self.regression = Regression()
         self.keep = keep
-        #: per kind, up to ``keep`` flagged spectra: {"result", "expected", "previous", "reasons"}
-        self.flagged: dict[str, list[dict]] = {k: [] for k in self.KINDS}
+        #: input files that could not be read at all: (path, message); they have no spectra
+        self.unreadable: list[tuple[str, str]] = []
+        #: per input file: counts of FILE_COLUMNS
+        self.files: OrderedDict[str, Counter] = OrderedDict()
+        #: per category: spectra counted; every one is spooled (for --show-all), the first SHOW kept
+        self.named_total: Counter = Counter()
+        self._named: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+        self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")
+        #: per kind: {key: [items]}, key = (file, verdict, substance); see ``examples``
+        self._candidates: dict[str, OrderedDict] = {k: OrderedDict() for k in self.KINDS}
         self.flagged_total: Counter = Counter()
         self.resumed = 0
         self.elapsed = 0.0
 
     def add(self, result: dict, expected: dict | None, previous: dict | None) -> None:
         self.n += 1
+        source = str(result.get("source"))
+        row = self.files.setdefault(source, Counter())
+        row["spectra"] += 1
         self.verdicts[result["verdict"]] += 1
         self.alarms += bool(result["alarm"])
+        row["alarms"] += bool(result["alarm"])
         self.cautions += bool(result.get("possible_alarm_classes")) and not result["alarm"]
         self.errors += "error" in result
-        problem = self.metrics.add(result, expected)
+        row["errors"] += "error" in result
+        row["labelled"] += expected is not None
+        problems = self.metrics.add(result, expected)
         change = self.regression.add(previous, result)
+        row["changed"] += change is not None
         if "error" in result:
             return
-        reasons = [r for r in (problem, change and "changed: " + ", ".join(change["changed"]),
-                               "alarm" if result["alarm"] else None,
-                               "caution" if result.get("possible_alarm_classes") else None) if r]
-        kind = "problem" if problem else "changed" if change else "alarm" if len(reasons) else None
+        categories = [c for c in CATEGORIES[:2] if c in problems]
+        if any(":" in p for p in problems):
+            categories.append("components differ")
+        if categories:
+            line = (f"{where(result)}: expected {_truth_text(expected)}; reported {_reported_text(result)}"
+                    + (f" ({'; '.join(problems)})" if problems else ""))
+            for c in categories:
+                row[c] += 1
+                self.named_total[c] += 1
+                if len(self._named[c]) < SHOW:
+                    self._named[c].append(line)
+                self._spool.write(json.dumps([c, line]) + "\n")
+        reasons = problems + [r for r in (change and "changed: " + ", ".join(change["changed"]),
+                                          "alarm" if result["alarm"] else None,
+                                          "caution" if result.get("possible_alarm_classes") else None) if r]
+        kind = "problem" if problems else "changed" if change else "alarm" if reasons else None
         if kind:
             self.flagged_total[kind] += 1
-            if len(self.flagged[kind]) < self.keep:
-                self.flagged[kind].append({"result": result, "expected": expected, "previous": previous,
-                                           "reasons": reasons})
+            top = (result.get("components") or [{}])[0].get("name") or _truth_text(expected or {})
+            key = (source, result["verdict"], top)
+            pool = self._candidates[kind]
+            slot = pool.get(key)
+            if slot is None and len(pool) < MAX_KEYS:
+                slot = pool[key] = _Reservoir(PER_KEY, key)
+            if slot is not None:
+                slot.add({"result": result, "expected": expected, "previous": previous, "reasons": reasons})
 
-    def lines(self) -> list[str]:
-        out = [f"spectra: {self.n}  " + "  ".join(f"{k}: {v}" for k, v in sorted(self.verdicts.items())),
-               f"alarms: {self.alarms}  cautions (alarm class not ruled out): {self.cautions}  errors: {self.errors}"]
+    def examples(self, kind: str, n: int | None = None) -> list[dict]:
+        """Up to ``n`` (default ``keep``) flagged spectra of ``kind`` chosen across files, then across
+        verdicts and substances within a file (round robin), rather than the first ones."""
+        n = self.keep if n is None else n
+        by_file: OrderedDict[str, list[list[dict]]] = OrderedDict()
+        for (source, _, _), slot in self._candidates[kind].items():
+            by_file.setdefault(source, []).append(slot.items())
+        per_file = []
+        for groups in by_file.values():  # round robin over the keys of a file
+            per_file.append([g[i] for i in range(PER_KEY) for g in groups if i < len(g)])
+        chosen = [f[i] for i in range(max(map(len, per_file), default=0)) for f in per_file if i < len(f)]
+        return chosen[:n]
+
+    @property
+    def flagged(self) -> dict[str, list[dict]]:
+        """The examples of every kind (``examples``)."""
+        return {k: self.examples(k) for k in self.KINDS}
+
+    def named(self, category: str, limit: int | None = SHOW) -> list[str]:
+        """The spectra of a ground-truth ``category`` in input order: the first ``limit`` (all: None)."""
+        if limit is not None and limit <= SHOW:
+            return self._named[category][:limit]
+        self._spool.flush()
+        self._spool.seek(0)
+        out = []
+        for text in self._spool:
+            c, line = json.loads(text)
+            if c == category:
+                out.append(line)
+                if limit is not None and len(out) == limit:
+                    break
+        self._spool.seek(0, 2)
+        return out
+
+    def close(self) -> None:
+        self._spool.close()
+        self.regression.close()
+
+    def file_lines(self) -> list[str]:
+        """The per-file breakdown as an aligned table (unreadable files included)."""
+        names = list(self.files) + [p for p, _ in self.unreadable if p not in self.files]
+        width = max([len("file")] + [len(n) for n in names])
+        cols = [c for c in self.FILE_COLUMNS if c in ("spectra", "errors", "alarms")
+                or any(r[c] for r in self.files.values())]
+        out = [f"{'file':<{width}} " + " ".join(f"{c:>{max(6, len(c))}}" for c in cols)]
+        for name, row in self.files.items():
+            out.append(f"{name:<{width}} " + " ".join(f"{row[c]:>{max(6, len(c))}}" for c in cols))
+        for path, message in self.unreadable:
+            out.append(f"{path:<{width}} unreadable: {message.removeprefix(path + ': ')}")
+        return out
+
+    def lines(self, show: int | None = SHOW) -> list[str]:
+        """The text summary; ``show`` spectra named per list (None: all of them)."""
+        out = [f"spectra: {self.n}" + "".join(f"  {k}: {v}" for k, v in sorted(self.verdicts.items())),
+               f"alarms: {self.alarms}  cautions (alarm class not ruled out): {self.cautions}  "
+               f"errors (spectra not read or not analysed): {self.errors}"]
+        if self.unreadable:
+            out.append(f"unreadable files (no spectra read): {len(self.unreadable)}")
+            out += [f"  {message}" for _, message in self.unreadable]
+        if len(self.files) + len(self.unreadable) > 1:
+            out.append("per file:")
+            out += ["  " + line for line in self.file_lines()]
         out += self.metrics.lines()
-        out += self.regression.lines()
+        titles = {"missed alarm": "missed alarms", "false alarm": "false alarms",
+                  "components differ": "spectra whose components differ from the ground truth"}
+        for c in CATEGORIES:
+            total = self.named_total[c]
+            if not total:
+                continue
+            out.append(f"{titles[c]}: {total}")
+            named = self.named(c, show)
+            out += [f"  {line}" for line in named]
+            if len(named) < total:
+                out.append(f"  ... and {total - len(named)} more (--show-all lists every one)")
+        out += self.regression.lines(show)
         done = self.n - self.resumed
         if done and self.elapsed > 0:
             out.append(f"analysed {done} spectra in {self.elapsed:.1f} s ({done / self.elapsed:,.0f}/s)"
@@ -494,19 +733,32 @@ def default_chunk(identifier) -> int:
 def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[[str], None], *,
            workers: int = 1, dask: str | None = None, chunk_rows: int | None = None,
            resume_lines: Iterator[str] | None = None, resume_count: int = 0,
-           catalogue=None, progress: bool = True, flush: Callable[[], None] | None = None) -> Summary:
+           catalogue=None, progress: bool = True, flush: Callable[[], None] | None = None,
+           keep_going: bool = True, message: Callable[[str], None] | None = None) -> Summary:
     """Replay recordings; ``write`` gets one JSON line per spectrum, in input order.
 
     ``identifier`` (loaded from ``spec``) serves the in-process executor and gives the
     library reference. With ``resume_count`` > 0, ``resume_lines`` yields the lines an
     earlier run wrote for the first ``resume_count`` spectra; they are checked, counted
     and not written again. ``flush`` is called after each task's lines are written.
+
+    Input files that cannot be read have no spectra: they are listed in
+    ``Summary.unreadable``; with ``keep_going=False`` they stop the run before any work
+    (``FolError`` naming each). ``message`` gets each "skipped" line (default: stderr).
+    A result line carries the ground truth as ``expected`` when the recording has it.
     """
     from fol.catalogue import load_catalogue
 
     summary = Summary(catalogue or load_catalogue(), identifier.library_ref)
     use_identifier(spec, identifier)
-    tasks = plan(paths, chunk_rows or default_chunk(identifier))
+    tasks = plan(paths, chunk_rows or default_chunk(identifier), unreadable=summary.unreadable)
+    say = message or (lambda text: print(f"fol: error: {text}", file=sys.stderr))
+    if summary.unreadable and not keep_going:
+        summary.close()
+        for _, text in summary.unreadable:
+            say(text)
+        raise FolError(f"{len(summary.unreadable)} input file(s) cannot be read (listed above): nothing analysed; "
+                       "--keep-going replays the others")
     total = sum(map(len, tasks))
     if resume_count > total:
         raise UsageError(f"the output already holds {resume_count} results but the inputs have {total} spectra")
@@ -528,8 +780,8 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
                 _check_resumed(line_no, old, task, row, getattr(resume_lines, "name", "output"))
                 summary.add(old, expected, previous)
         for task, out in execute(todo, spec, workers=workers, dask=dask):
-            for message in out.messages:
-                print(f"fol: error: {message}", file=sys.stderr)
+            for text in out.messages:
+                say(text)
             lines = []
             for row, (result, expected, previous) in enumerate(zip(out.results, out.expected, out.previous)):
                 if task.first + row < resume_count:  # the task straddles the resume point
@@ -538,6 +790,8 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
                     _check_resumed(line_no, old, task, row, getattr(resume_lines, "name", "output"))
                     summary.add(old, expected, previous)
                     continue
+                if expected is not None:  # the ground truth travels with the result (docs/replay.md)
+                    result = {**result, "expected": expected}
                 lines.append(json.dumps(result) + "\n")
                 summary.add(result, expected, previous)
             write("".join(lines))

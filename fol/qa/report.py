@@ -1,13 +1,16 @@
 """The HTML report of a replay: one self-contained file (no external CSS, scripts or images).
 
-Sections: run summary, QA metrics with confusion matrices (when ground truth was
-recorded), regression diff (when earlier results were recorded), and an overlay plot
-for each flagged or changed spectrum kept by ``fol.qa.replay.Summary`` (the first
-``KEEP_PER_KIND`` of each kind, in input order): the processed query, the top
-components (library rows scaled by a non-negative least-squares fit to the query),
-their sum, and the residual, on the library grid. Plots are drawn with matplotlib's
-Agg renderer (no display needed) and embedded as base64 PNG. matplotlib is imported
-only here, so only ``--report`` needs it.
+Sections: run summary with a per-file breakdown, QA metrics with confusion matrices
+(when ground truth was recorded), the spectra that disagree with it, regression diff
+(when earlier results were recorded), and the evidence for flagged or changed spectra
+chosen by ``fol.qa.replay.Summary.examples`` (across files, then verdicts and
+substances, not the first ones). Each example is a stack of panels on one wavenumber
+axis: the processed query with the fitted sum; each component (its library row scaled
+by a non-negative least-squares fit) on its *own* y axis, so that a 5 % component is as
+visible as the matrix, with its strongest bands marked; and the residual on its own
+axis. Plots are drawn with matplotlib's Agg renderer (no display needed) and embedded
+as palette PNG (a few tens of kB each). matplotlib is imported only here, so only
+``--report`` needs it.
 """
 
 from __future__ import annotations
@@ -23,16 +26,23 @@ import numpy as np
 from fol import __version__
 from fol.qa.metrics import ConfusionMatrix
 
-#: rows of the regression table in the report (all changes are in the text summary)
+#: rows of the regression table and of each list of disagreeing spectra in the report
+#: (``fol replay --show-all`` lists every one in the text summary)
 MAX_CHANGE_ROWS = 2000
 #: components (or hits, when there are none) drawn per plot
 MAX_CURVES = 3
+#: strongest bands marked per component
+MAX_BANDS = 4
+#: colours of the PNG palette (lines on white compress well in a small palette)
+PNG_COLOURS = 32
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}
 th{background:#f2f2f2}td.n{text-align:right}td.ok{background:#d9f2d9}td.bad{background:#f8d4d4}
-.alarm{color:#b00;font-weight:bold}.small{color:#666;font-size:12px}figure{margin:0 0 2em}
+td.inc{background:#e3e3f3}.alarm{color:#b00;font-weight:bold}.caution{color:#b60;font-weight:bold}
+.inconclusive{color:#446;font-weight:bold;background:#e3e3f3;padding:0 3px}
+.small{color:#666;font-size:12px}figure{margin:0 0 2em}
 """
 
 
@@ -53,8 +63,14 @@ def _table(head: list[str], rows: list[list], classes: list[list[str]] | None = 
 
 def _matrix_html(matrix: ConfusionMatrix) -> str:
     rows, cols, cells = matrix.table()
-    classes = [["" ] + ["n " + ("ok" if matrix.correct(r, c) and v else "bad" if v else "") for c, v in zip(cols, line)]
-               for r, line in zip(rows, cells)]
+    def cls(r, c, v):
+        if not v:
+            return "n"
+        if matrix.correct(r, c):
+            return "n ok"
+        return "n inc" if c == "(inconclusive)" else "n bad"  # no verdict is not a wrong one
+
+    classes = [[""] + [cls(r, c, v) for c, v in zip(cols, line)] for r, line in zip(rows, cells)]
     body = [[r] + [v or "" for v in line] for r, line in zip(rows, cells)]
     return _table(["expected \\ reported"] + cols, body, classes)
 
@@ -107,58 +123,123 @@ class _Overlay:
         else:
             curves, fit = [], np.zeros_like(query)
         return {"grid": section.grid, "query": query, "names": names, "curves": curves, "fit": fit,
-                "residual": query - fit}
+                "residual": query - fit, "bands": [strongest_bands(section.grid, r) for r in rows],
+                "alarm": [_is_alarm(named, n) for n in names]}
+
+    @classmethod
+    def png(cls, d: dict, title: str) -> str:
+        """The evidence (``figure``) as a base64 palette PNG."""
+        buf = io.BytesIO()
+        cls.figure(d, title).savefig(buf, format="png")
+        return base64.b64encode(_palette_png(buf.getvalue())).decode("ascii")
 
     @staticmethod
-    def png(d: dict, title: str) -> str:
-        """The overlay as a base64 PNG (Agg renderer, no pyplot state)."""
+    def figure(d: dict, title: str):
+        """The evidence as a matplotlib Figure (Agg, no pyplot state): query and fit, each component
+        on its own axis with its strongest bands marked, the residual on its own axis."""
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(9, 4.2), dpi=80, layout="constrained")
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-        top.plot(d["grid"], d["query"], color="black", lw=1.0, label="query (processed)")
-        for name, curve in zip(d["names"], d["curves"]):
-            top.plot(d["grid"], curve, lw=0.9, label=name)
-        if len(d["curves"]) > 1:
-            top.plot(d["grid"], d["fit"], color="grey", lw=0.8, ls="--", label="sum of components")
-        top.legend(fontsize=8, loc="upper right")
+        n = len(d["curves"])
+        fig = Figure(figsize=(8, 1.7 + 1.1 * (n + 1)), dpi=72, layout="constrained")
+        axes = fig.subplots(n + 2, 1, sharex=True, height_ratios=[2.2] + [1] * n + [1])
+        axes = list(np.atleast_1d(axes))
+        top = axes[0]
+        top.plot(d["grid"], d["query"], color="black", lw=0.9, label="query (processed)")
+        if n:
+            top.plot(d["grid"], d["fit"], color="#1f77b4", lw=0.8, ls="--", label="fit: sum of components")
+        top.legend(fontsize=7, loc="upper right", frameon=False)
         top.set_title(title, fontsize=9)
-        bottom.plot(d["grid"], d["residual"], color="#b00", lw=0.8)
-        bottom.axhline(0, color="#999", lw=0.5)
-        bottom.set_ylabel("residual", fontsize=8)
+        for ax, name, curve, bands, alarm in zip(axes[1:], d["names"], d["curves"], d["bands"], d["alarm"]):
+            colour = "#c00" if alarm else "#2a7"
+            ax.plot(d["grid"], curve, color=colour, lw=0.9)
+            peak = float(np.max(np.abs(curve))) if curve.size else 0.0
+            share = peak / (float(np.max(np.abs(d["query"]))) or 1.0)
+            ax.set_ylabel(f"{name}\n(x{1 / share:.0f})" if 0 < share < 0.5 else name, fontsize=7)
+            for x in bands:  # the evidence: where this component's strongest bands are
+                ax.axvline(x, color=colour, lw=0.5, ls=":", alpha=0.8)
+                ax.annotate(f"{x:.0f}", (x, 1.0), xycoords=("data", "axes fraction"), fontsize=6,
+                            ha="center", va="bottom", color=colour)
+        bottom = axes[-1]
+        bottom.plot(d["grid"], d["residual"], color="#777", lw=0.7)
+        bottom.axhline(0, color="#bbb", lw=0.5)
+        bottom.set_ylabel("residual", fontsize=7)
         bottom.set_xlabel("wavenumber / cm$^{-1}$", fontsize=8)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return base64.b64encode(buf.getvalue()).decode("ascii")
+        for ax in axes:
+            ax.tick_params(labelsize=6)
+        return fig
+
+
+def _palette_png(data: bytes) -> bytes:
+    """An RGBA PNG reduced to a small palette (Pillow, which matplotlib depends on); as it was
+    if Pillow is not there."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - matplotlib requires Pillow
+        return data
+    img = Image.open(io.BytesIO(data)).convert("RGB").quantize(PNG_COLOURS)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _is_alarm(named: list[dict], name: str) -> bool:
+    return any(item.get("name") == name and item.get("alarm") for item in named)
+
+
+def strongest_bands(grid: np.ndarray, row: np.ndarray, n: int = MAX_BANDS) -> list[float]:
+    """Wavenumbers of the ``n`` most prominent bands of a (processed) reference row."""
+    from scipy.signal import find_peaks
+
+    row = np.asarray(row, float)
+    if row.size < 3 or not np.all(np.isfinite(row)):
+        return []
+    span = float(row.max() - row.min())
+    peaks, props = find_peaks(row, prominence=0.05 * span if span > 0 else None)
+    if not len(peaks):
+        return []
+    order = np.argsort(props["prominences"])[::-1][:n]
+    return sorted(float(grid[i]) for i in peaks[order])
+
+
+def _verdict_html(r: dict) -> str:
+    """The verdict, coloured by what it asks of the officer: alarm red, caution amber,
+    inconclusive (no verdict: re-measure) blue-grey, unlike an alarm."""
+    text = _e(r.get("verdict"))
+    if r.get("verdict") == "inconclusive":
+        text = f'<span class="inconclusive">{text}</span>'
+    if r.get("alarm"):
+        text += ' <span class="alarm">ALARM ' + _e(", ".join(r.get("alarm_classes") or [])) + "</span>"
+    elif r.get("possible_alarm_classes"):
+        text += ' <span class="caution">CAUTION ' + _e(", ".join(r["possible_alarm_classes"])) + "</span>"
+    return text
 
 
 def _flagged_html(summary, identifier, progress=None) -> str:
+    from fol.qa.regression import describe, side
+
     overlay = _Overlay(identifier)
     out = []
     titles = {"problem": "Disagreements with the ground truth", "changed": "Changed since the earlier results",
               "alarm": "Alarms and cautions"}
     for kind in summary.KINDS:
-        items = summary.flagged[kind]
+        items = summary.examples(kind)
         if not items:
             continue
         total = summary.flagged_total[kind]
-        out.append(f"<h3>{_e(titles[kind])} ({total}{f', first {len(items)} shown' if total > len(items) else ''})</h3>")
+        shown = f", {len(items)} shown, chosen across files, verdicts and substances" if total > len(items) else ""
+        out.append(f"<h3>{_e(titles[kind])} ({total}{shown})</h3>")
         for item in items:
             r = item["result"]
             where = f"{r['source']}#{r['entry']}[{r['index']}]"
             comps = ", ".join(f"{c['name']} ({c['score']:.3f})" for c in r.get("components") or []) or "none"
-            lines = [f"<b>{_e(where)}</b>: {_e(r['verdict'])}"
-                     + (' <span class="alarm">ALARM ' + _e(", ".join(r["alarm_classes"])) + "</span>"
-                        if r["alarm"] else ""),
+            lines = [f"<b>{_e(where)}</b>: {_verdict_html(r)}",
                      f"reasons: {_e('; '.join(item['reasons']))}", f"components: {_e(comps)}"]
             if item["expected"] is not None:
                 lines.append(f"expected: {_e(item['expected'] or '{} (nothing from the library)')}")
             if item["previous"] is not None:
-                p = item["previous"]
-                top = (p.get("components") or [{}])[0].get("name", "-")
-                lines.append(f"earlier: {_e(p.get('verdict'))}, alarm {_e(p.get('alarm'))}, top {_e(top)}")
+                lines.append(f"earlier: {_e(describe(side(item['previous'])))}")
             try:
-                img = f'<img alt="overlay" src="data:image/png;base64,{overlay.png(overlay.data(r), where)}">'
+                img = f'<img alt="evidence" src="data:image/png;base64,{overlay.png(overlay.data(r), where)}">'
             except Exception as e:  # a spectrum that cannot be re-read must not lose the report
                 img = f'<p class="small">no plot: {_e(e)}</p>'
             out.append("<figure>" + "<br>".join(lines) + "<br>" + img + "</figure>")
@@ -172,7 +253,7 @@ def _flagged_html(summary, identifier, progress=None) -> str:
 
 def plot_count(summary) -> int:
     """How many overlay plots the report of ``summary`` draws (for a progress bar)."""
-    return sum(len(items) for items in summary.flagged.values())
+    return sum(len(summary.examples(kind)) for kind in summary.KINDS)
 
 
 def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
@@ -190,6 +271,11 @@ def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
              _table(["spectra", *sorted(summary.verdicts), "alarms", "cautions", "errors"],
                     [[summary.n, *(summary.verdicts[v] for v in sorted(summary.verdicts)), summary.alarms,
                       summary.cautions, summary.errors]])]
+    if len(summary.files) + len(summary.unreadable) > 1 or summary.unreadable:
+        cols = list(summary.FILE_COLUMNS)
+        rows = [[name, *(row[c] for c in cols)] for name, row in summary.files.items()]
+        rows += [[path, f"unreadable: {message}", *[""] * (len(cols) - 1)] for path, message in summary.unreadable]
+        parts += ["<h3>Per file</h3>", _table(["file", *cols], rows)]
     m = summary.metrics
     if m.labelled:
         parts += ["<h2>QA metrics (ground truth)</h2>",
@@ -211,8 +297,23 @@ def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
                                  [[r["label"], r["tp"], r["fn"], r["fp"],
                                    "" if r["recall"] is None else f"{r['recall']:.1%}",
                                    "" if r["precision"] is None else f"{r['precision']:.1%}"] for r in rows])]
+    from fol.qa.replay import CATEGORIES
+
+    named_titles = {"missed alarm": "Missed alarms", "false alarm": "False alarms",
+                    "components differ": "Spectra whose components differ from the ground truth "
+                                         "(missed, extra, wrong member of the right class)"}
+    for c in CATEGORIES:
+        total = summary.named_total[c]
+        if total:
+            named = summary.named(c, MAX_CHANGE_ROWS)
+            more = (f" (first {len(named)} here; every one with --show-all in the text summary)"
+                    if total > len(named) else "")
+            parts += [f"<h3>{_e(named_titles[c])}: {total}{_e(more)}</h3>",
+                      "<ul class='small'>" + "".join(f"<li>{_e(line)}</li>" for line in named) + "</ul>"]
     reg = summary.regression
     if reg.compared:
+        from fol.qa.regression import FIELD_WORDS, describe
+
         parts += ["<h2>Regression against earlier results</h2>",
                   _table(["compared", "changed", "verdict", "alarm", "top component", "earlier libraries", "now"],
                          [[reg.compared, reg.changed, reg.by_field["verdict"], reg.by_field["alarm"],
@@ -221,19 +322,21 @@ def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
         rows = []
         for i, c in enumerate(reg.changes()):
             if i == MAX_CHANGE_ROWS:
-                rows.append([f"... {reg.changed - MAX_CHANGE_ROWS} more in the text summary", "", "", "", ""])
+                rows.append([f"... {reg.changed - MAX_CHANGE_ROWS} more: fol replay --show-all lists every one",
+                             "", "", "", ""])
                 break
             b, a = c["before"], c["after"]
-            rows.append([f"{c['source']}#{c['entry']}[{c['index']}]", ", ".join(c["changed"]),
-                         f"{b['verdict']} / {'alarm' if b['alarm'] else 'no alarm'} / {b['top'] or '-'}",
-                         f"{a['verdict']} / {'alarm' if a['alarm'] else 'no alarm'} / {a['top'] or '-'}",
+            rows.append([f"{c['source']}#{c['entry']}[{c['index']}]",
+                         ", ".join(FIELD_WORDS.get(f, f) for f in c["changed"]), describe(b), describe(a),
                          f"{b['library'][:12]} -> {a['library'][:12]}"])
         if rows:
             parts.append(_table(["spectrum", "changed", "before", "after", "library"], rows))
     if any(summary.flagged.values()):
         parts += ["<h2>Flagged and changed spectra</h2>",
-                  "<p class='small'>processed query (black), top components scaled by a non-negative "
-                  "least-squares fit, their sum (dashed) and the residual, on the library grid</p>",
+                  "<p class='small'>top: processed query (black) and the fitted sum of components (dashed); "
+                  "then each component (its library spectrum scaled by a non-negative least-squares fit) "
+                  "on its own axis (xN: N times smaller than the query), strongest bands marked; bottom: "
+                  "the residual, on its own axis</p>",
                   _flagged_html(summary, identifier, progress)]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,8 @@ def test_version_and_help():
     (["identify"], 2, "one of the arguments"),
     (["identify", "--file", "x.h5", "--bogus"], 2, "unrecognized"),
     (["library", "info", "/nonexistent/lib.h5"], 1, "library file not found"),
-    (["replay", "/nonexistent/a.h5", "--library", "LIB"], 0, "a.h5"),
+    (["replay", "/nonexistent/a.h5", "--library", "LIB"], 1, "/nonexistent/a.h5: no such file"),
+    (["replay", "/nonexistent/a.h5", "--library", "LIB", "--keep-going"], 0, "/nonexistent/a.h5: no such file"),
 ])
 def test_errors_are_one_line_without_traceback(args, code, needle, enfsi_library):
     r = fol(*[enfsi_library if a == "LIB" else a for a in args])
@@ -165,3 +167,238 @@ def test_identify_through_the_simulated_analyzer_and_real_driver(tmp_path, enfsi
         [entry] = list(f.values())
         assert entry["instrument"].attrs["technique"] == "ftir" and "maker" in entry["instrument"].attrs
         assert json.loads(entry["results/result"][()])["components"] == res["components"]
+
+
+# ----------------------------------------------------------------------------- issue 14: the contract
+
+
+def _one_line_error(r, *needles):
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fol: error: ") and len(lines[0]) < 500, r.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_replay_with_unreadable_inputs_lists_files_and_exits_1(tmp_path, enfsi_library, hand_written_recording):
+    """Item 14.6: `fol replay qa1.h5 bad/empty.h5 bad/good.csv bad/adir bad/truncated.h5 nothere.h5`
+    counted 5 errors as spectra and exited 0."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.h5").write_bytes(b"")
+    (bad / "good.csv").write_text("100,1\n200,2\n")
+    (bad / "adir").mkdir()
+    (bad / "truncated.h5").write_bytes(Path(hand_written_recording).read_bytes()[:3000])
+    inputs = [hand_written_recording, bad / "empty.h5", bad / "good.csv", bad / "adir", bad / "truncated.h5",
+              tmp_path / "nothere.h5"]
+    r = fol("replay", *inputs, "--library", enfsi_library)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    err = r.stderr.splitlines()
+    assert len(err) == 6 and err[-1].startswith("fol: error: 5 input file(s) cannot be read")
+    assert f"fol: error: {bad / 'adir'}: is a directory" in err
+    assert "spectra:" not in r.stdout  # nothing analysed
+    r = fol("replay", *inputs, "--library", enfsi_library, "--keep-going")
+    assert r.returncode == 0, r.stderr
+    assert f"spectra: {len(SUBSTANCES)}" in r.stdout and "unreadable files (no spectra read): 5" in r.stdout
+    assert "errors (spectra not read or not analysed): 0" in r.stdout
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path, enfsi_library, hand_written_recording):
+    """Item 14.7: `--report nodir/r.html` failed after the analysis."""
+    for option in ("--report", "--json"):
+        r = fol("replay", hand_written_recording, "--library", enfsi_library, option, tmp_path / "nodir" / "r.out")
+        assert r.returncode == 2 and r.stdout == ""  # no summary: nothing was analysed
+        _one_line_error(r, option, "nodir", "does not exist")
+    r = fol("replay", hand_written_recording, "--library", enfsi_library, "--report", tmp_path)
+    assert r.returncode == 2
+    _one_line_error(r, "is a directory")
+
+
+def test_a_directory_given_as_a_file_is_one_line(tmp_path, enfsi_library):
+    """Item 14.9: h5py's multi-line message (time, filename, buf = 0x...) reached the user."""
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    r = fol("identify", "--file", adir, "--library", enfsi_library)
+    assert r.returncode == 1
+    line = _one_line_error(r, str(adir), "is a directory")
+    assert "buf =" not in line and "time =" not in line and "errno" not in line
+    r = fol("replay", adir, "--library", enfsi_library, "--keep-going")
+    assert r.returncode == 0 and f"{adir}: is a directory" in r.stdout + r.stderr
+    assert all("buf =" not in x for x in (r.stdout + r.stderr).splitlines())
+
+
+def _into_closed_pipe(*args):
+    """Run fol with stdout a pipe whose reader is gone (as `| head` after its lines)."""
+    rfd, wfd = os.pipe()
+    os.close(rfd)
+    e = dict(os.environ)
+    e.pop("FOL_DEBUG", None)
+    try:
+        return subprocess.run([sys.executable, "-m", "fol", *map(str, args)], stdout=wfd, stderr=subprocess.PIPE,
+                              text=True, env=e, timeout=120)
+    finally:
+        os.close(wfd)
+
+
+def test_a_closed_pipe_is_a_quiet_exit(enfsi_library, hand_written_recording):
+    """Item 14.10: `fol library list | head -2` printed `fol: error: Broken pipe` and exited 1."""
+    for args in (["library", "list", enfsi_library],
+                 ["identify", "--file", hand_written_recording, "--library", enfsi_library],
+                 ["replay", hand_written_recording, "--library", enfsi_library, "--json", "-"]):
+        r = _into_closed_pipe(*args)
+        assert r.stderr == "" and r.returncode == 141, (args, r.returncode, r.stderr)
+    # the same through a real `| head -2`, on a list longer than the pipe buffer
+    big = subprocess.run(f"{sys.executable} -m fol library list {enfsi_library} | head -2", shell=True,
+                         capture_output=True, text=True, timeout=120)
+    assert len(big.stdout.splitlines()) == 2 and big.stderr == ""
+
+
+def test_replay_refuses_options_that_do_not_apply(hand_written_recording, enfsi_library):
+    """Item 14.12 for replay: `--top -1` was accepted; --workers does nothing for a remote cluster."""
+    r = fol("replay", hand_written_recording, "--library", enfsi_library, "--top", "-1")
+    assert r.returncode == 2 and "--top" in r.stderr and "not a positive integer" in r.stderr
+    r = fol("replay", hand_written_recording, "--library", enfsi_library, "--workers", "0")
+    assert r.returncode == 2 and "--workers" in r.stderr
+    r = fol("replay", hand_written_recording, "--library", enfsi_library, "--dask", "tcp://127.0.0.1:9",
+            "--workers", "3")
+    assert r.returncode == 2 and "--workers (only with" in r.stderr
+
+
+def test_the_identify_rule_refuses_every_option_that_does_not_apply():
+    """Item 14.12: `--port … --technique ftir --seed 3 --entry X --index 4` and `--file … --integration 5000`
+    were silently ignored. The rule (fol.cli.options) names each; identify.py calls it."""
+    from fol.cli import build_parser
+    from fol.cli.options import IDENTIFY_DEFAULTS, identify_rules, refuse_inapplicable
+    from fol.errors import UsageError
+
+    parser = build_parser()
+    rules = identify_rules()
+    sub = parser._subparsers._group_actions[0].choices["identify"]
+    assert {d: sub.get_default(d) for d in IDENTIFY_DEFAULTS} == IDENTIFY_DEFAULTS  # the rule knows the defaults
+    assert set(rules) <= {a.dest for a in sub._actions}
+
+    def refused(*argv):
+        args = parser.parse_args(["identify", *argv])
+        with pytest.raises(UsageError) as e:
+            refuse_inapplicable(args, rules, IDENTIFY_DEFAULTS)
+        return str(e.value)
+
+    msg = refused("--port", "/dev/ttyUSB0", "--technique", "ftir", "--seed", "3", "--entry", "X", "--index", "4")
+    for option in ("--technique (only with --simulate)", "--seed (only with --simulate)",
+                   "--entry (only with --file)", "--index (only with --file)"):
+        assert option in msg
+    assert "--integration (only with --port or --simulate)" in refused("--file", "r.h5", "--integration", "5000")
+    assert "--baud" in refused("--simulate", "caffeine", "--baud", "9600")
+    for ok in (["--file", "r.h5", "--entry", "e", "--index", "2"], ["--port", "/dev/x", "--integration", "500"],
+               ["--simulate", "caffeine", "--technique", "ftir", "--seed", "1", "--laser", "100"]):
+        refuse_inapplicable(parser.parse_args(["identify", *ok]), rules, IDENTIFY_DEFAULTS)
+
+
+@pytest.mark.xfail(strict=True, reason="needs the lines for fol/cli/identify.py (driver helper) in the QA report")
+def test_identify_refuses_options_that_do_not_apply(hand_written_recording, enfsi_library):
+    r = fol("identify", "--file", hand_written_recording, "--library", enfsi_library, "--integration", "5000")
+    assert r.returncode == 2 and "--integration (only with --port or --simulate)" in r.stderr
+    r = fol("identify", "--file", hand_written_recording, "--library", enfsi_library, "--top", "-1")
+    assert r.returncode == 2
+
+
+def test_human_output_lists_every_hit_asked_for_and_the_banner_is_framed():
+    """Item 14.14: `--top` was capped at 5 in the human output (help says 10); the ALARM banner's
+    middle line was one character wider than its frame."""
+    from fol.cli.display import BANNER_WIDTH, format_result
+
+    hits = [{"name": f"substance_{i}", "class": "cutting-agent", "score": 0.9 - i / 100, "provenance": "measured"}
+            for i in range(10)]
+    r = {"verdict": "identified", "alarm": True, "alarm_classes": ["fentanyl-analogue", "nitazene", "xylazine-class",
+                                                                     "opioid", "other-long-class-name"],
+         "components": [{"name": "fentanyl", "class": "fentanyl-analogue", "score": 0.95}], "hits": hits,
+         "quality": {"snr": 120.0, "flags": []}, "flags": ["unverified_library"],
+         "library": {"name": "lib", "sha256": "ab" * 32}, "source": "s", "entry": "e"}
+    text = format_result(r)
+    assert all(f"substance_{i}" in text for i in range(10))
+    banner = [line for line in text.splitlines() if line.startswith("*")]
+    assert len(banner) >= 4 and {len(line) for line in banner} == {BANNER_WIDTH}
+    assert all(line.endswith("*") for line in banner) and "OTHER-LONG-CLASS-NAME" in "".join(banner)
+    assert "NOT verified" in text
+    single = format_result({**r, "alarm_classes": ["fentanyl-analogue"]})
+    assert {len(line) for line in single.splitlines() if line.startswith("*")} == {BANNER_WIDTH}
+
+
+@pytest.mark.xfail(strict=True, reason="fol/cli/identify.py still has its own format_result (lead: import it "
+                                       "from fol.cli.display)")
+def test_identify_prints_every_hit_of_top(hand_written_recording, enfsi_library):
+    r = fol("identify", "--file", hand_written_recording, "--library", enfsi_library, "--top", "8")
+    assert r.returncode == 0 and len([x for x in r.stdout.splitlines() if x.strip()[:2].rstrip(".").isdigit()]) == 8
+
+
+def _helps():
+    from fol.cli import build_parser
+
+    out = {}
+
+    def walk(parser, name):
+        out[name] = parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, __import__("argparse")._SubParsersAction):
+                for sub, p in action.choices.items():
+                    walk(p, f"{name} {sub}".strip())
+
+    walk(build_parser(), "")
+    return out
+
+
+OWNED_ELSEWHERE = {"library calibrate": "'%%' in a description (fol/cli/library.py, formats helper)",
+                   "simulate": "docs/analyzer-protocol.md is in ../shared/docs (fol/cli/simulate.py, driver helper)"}
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=OWNED_ELSEWHERE[c]))
+                                     if c in OWNED_ELSEWHERE else c for c in sorted(_helps())])
+def test_help_texts_say_what_is_true(command):
+    """Item 14.14: no '%%' shown, every doc a help names exists."""
+    text = _helps()[command]
+    root = Path(__file__).resolve().parents[2]
+    assert "%%" not in text
+    for doc in re.findall(r"(?<![\w/.])((?:\.\./shared/)?docs/[\w./-]+\.md)", text):
+        assert (root / doc).exists(), f"{command} --help names {doc}, which does not exist"
+
+
+@pytest.mark.xfail(strict=True, reason="`library info` help says it shows the recipe; only --json does "
+                                       "(fol/cli/library.py, formats helper)")
+def test_library_info_shows_what_its_help_says(enfsi_library):
+    help_text = _helps()["library"]
+    r = fol("library", "info", enfsi_library)
+    assert "recipe" not in help_text or "recipe" in r.stdout.lower()
+
+
+def test_progress_callback_draws_on_a_terminal_only():
+    """Item 14.15 (the CLI side): long library work reports progress through a callback;
+    ``fol.cli.display.progress`` draws it on a terminal and stays silent in a pipe or a log."""
+    import io
+
+    from fol.cli.display import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        cb = progress("calibrating raman", stream=stream, unit="spectra")
+        for done in range(0, 601, 200):
+            cb(done, 600)
+        cb.close()
+    assert "calibrating raman [" in tty.getvalue() and "600/600 spectra 100%" in tty.getvalue()
+    assert tty.getvalue().endswith("\n") and pipe.getvalue() == ""
+
+
+def test_one_line_bounds_and_cleans_any_message():
+    from fol.cli.display import MAX_MESSAGE, one_line
+
+    h5 = ("rec.h5: not a readable HDF5 file ([Errno 21] Unable to synchronously open file (file read failed: "
+          "time = Wed Dec  2 01:01:40 2026\n, filename = 'rec.h5', file descriptor = 3, errno = 21, "
+          "error message = 'Is a directory', buf = 0x7ffc0ea40fd8, total read size = 8, offset = 0))")
+    assert one_line(h5) == "rec.h5: not a readable HDF5 file (is a directory)"
+    huge = one_line("bad.json: " + "[" * 5_000_000)
+    assert len(huge) == MAX_MESSAGE and huge.startswith("bad.json: [[[") and huge.endswith("…")
+    assert one_line("two\nlines") == "two lines"

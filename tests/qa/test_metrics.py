@@ -8,7 +8,7 @@ import math
 import pytest
 
 from fol.catalogue import load_catalogue
-from fol.qa.metrics import BLANK, Metrics, Rate, format_matrix
+from fol.qa.metrics import BLANK, Metrics, Rate, component_differences, format_matrix
 from fol.qa.regression import Regression, changed_fields
 
 
@@ -49,17 +49,18 @@ def result(*components, verdict=None, alarm=None, hits=None, error=None, possibl
 
 def test_alarm_rates_top1_and_confusion_matrices():
     m = Metrics(load_catalogue())
-    assert m.add(result("fentanyl"), {"fentanyl": 1.0}) is None  # TP, correct
-    assert m.add(result("caffeine"), {"fentanyl": 1.0}) == "missed alarm"  # FN, wrong
-    assert m.add(result(verdict="inconclusive", possible=["fentanyl-analogue"]), {"carfentanil": 1.0}) == "missed alarm"
-    assert m.add(result("mannitol"), {"mannitol": 1.0}) is None  # TN, correct
-    assert m.add(result("xylazine"), {"lactose": 1.0}) == "false alarm"  # FP
-    assert m.add(result("lactose", hits=["sucrose", "lactose"]), {"lactose": 1.0}) is None  # right, hit 1 wrong
-    assert m.add(result(), {}) is None  # blank, no-match: right
-    assert m.add(result("caffeine"), {}) == "false identification"  # blank, something reported
-    assert m.add(result("heroin", "mannitol"), {"heroin": 0.3, "mannitol": 0.7}) is None  # mixture, TP
-    assert m.add(result(error="unreadable"), {"fentanyl": 1.0}) is None  # left out
-    assert m.add(result("fentanyl"), None) is None  # unlabelled: not counted
+    assert m.add(result("fentanyl"), {"fentanyl": 1.0}) == []  # TP, correct
+    assert m.add(result("caffeine"), {"fentanyl": 1.0}) == ["missed alarm", "missed: fentanyl", "extra: caffeine"]
+    assert m.add(result(verdict="inconclusive", possible=["fentanyl-analogue"]),
+                 {"carfentanil": 1.0}) == ["missed alarm", "missed: carfentanil"]
+    assert m.add(result("mannitol"), {"mannitol": 1.0}) == []  # TN, correct
+    assert m.add(result("xylazine"), {"lactose": 1.0}) == ["false alarm", "missed: lactose", "extra: xylazine"]
+    assert m.add(result("lactose", hits=["sucrose", "lactose"]), {"lactose": 1.0}) == []  # right, hit 1 wrong
+    assert m.add(result(), {}) == []  # blank, no-match: right
+    assert m.add(result("caffeine"), {}) == ["extra: caffeine"]  # blank, something reported
+    assert m.add(result("heroin", "mannitol"), {"heroin": 0.3, "mannitol": 0.7}) == []  # mixture, TP
+    assert m.add(result(error="unreadable"), {"fentanyl": 1.0}) == []  # left out
+    assert m.add(result("fentanyl"), None) == []  # unlabelled: not counted
 
     assert m.labelled == 10 and m.errors == 1
     assert (m.sensitivity().k, m.sensitivity().n) == (2, 4)  # fentanyl, carfentanil x2, heroin mixture
@@ -132,6 +133,47 @@ def test_regression_lists_every_change_in_order():
     assert list(reg.changes()) == changes  # can be read again
     lines = reg.lines()
     assert "3 spectra compared" in lines[0] and "old (2)" in lines[0] and "older (1)" in lines[0]
-    assert lines[1] == ("  r.h5#e[1]: identified/no alarm/mannitol -> identified/ALARM/xylazine "
-                        "[alarm, top; library old -> new]")
+    # in words (item 14.16), not "alarm True"
+    assert lines[1] == ("  r.h5#e[1]: was identified, no alarm, top mannitol; now identified, ALARM, top xylazine "
+                        "(changed: alarm, top component; library old -> new)")
+    assert lines[2].startswith("  r.h5#e[2]: was no-match, no alarm, top none; now identified")
+    assert "2 changed (verdict in 1, alarm in 1, top component in 2)" in lines[0]
+    assert "True" not in "\n".join(lines) and "False" not in "\n".join(lines)
+    short = reg.lines(limit=1)
+    assert len(short) == 3 and "1 more (--show-all lists every one)" in short[2]
     reg.close()
+
+
+def test_regression_names_the_alarm_classes():
+    from fol.qa.regression import describe, side
+
+    r = _res("identified", True, "fentanyl", "a")
+    r["alarm_classes"] = ["fentanyl-analogue"]
+    assert describe(side(r)) == "identified, ALARM (fentanyl-analogue), top fentanyl"
+
+
+def test_every_component_difference_is_named_missed_extra_and_wrong_member():
+    """Item 14.5: a wrong member of the right class, a spurious extra component, a missed one
+    are disagreements even when the alarm is right (before, only alarm errors were counted)."""
+    cat = load_catalogue()
+    m = Metrics(cat)
+    # the right class (nitazene: alarm right) but the wrong compound
+    assert m.add(result("metonitazene", "caffeine"), {"isotonitazene": 0.1, "caffeine": 0.9}) == [
+        f"wrong member: metonitazene reported for isotonitazene ({cat['isotonitazene'].cls})"]
+    # a spurious component on a correct alarm
+    assert m.add(result("xylazine", "lidocaine", "metodesnitazene"), {"xylazine": 0.5, "lidocaine": 0.5}) == [
+        "extra: metodesnitazene"]
+    # a component missed although the alarm is raised by the other one
+    assert m.add(result("fentanyl"), {"fentanyl": 0.3, "lidocaine": 0.7}) == ["missed: lidocaine"]
+    # an unlisted compound of the right class stands for the expected one, but is named
+    unlisted = {"name": "unlisted fentanyl-class compound", "class": "fentanyl-analogue", "alarm": True,
+                "score": 0.5, "class_only": True}
+    r = result("mannitol")
+    r["components"].append(unlisted)
+    r["alarm"] = True
+    assert m.add(r, {"carfentanil": 0.1, "mannitol": 0.9}) == [
+        "class only: carfentanil reported only as an unlisted fentanyl-analogue compound"]
+    assert m.differing == 4
+    assert dict(m.differences) == {"wrong member": 1, "extra": 1, "missed": 1, "class only": 1}
+    assert any("components differ from the ground truth in 4 spectra" in line for line in m.lines())
+    assert component_differences({"caffeine"}, [], lambda n: cat[n].cls) == [("missed", "caffeine")]

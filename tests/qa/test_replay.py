@@ -198,7 +198,8 @@ def test_resume_after_the_process_is_killed(data, reference, tmp_path):
     assert out.read_bytes() == reference
 
 
-def test_corrupt_file_and_entries_are_reported_and_skipped(data, tmp_path, capsys):
+def _corrupt_copy(data, tmp_path, rows: dict[int, str], results: dict[int, str] | None = None) -> Path:
+    """A copy of the stack with an invalid entry and the given ``sample/expected`` (and ``results/result``) rows."""
     bad = tmp_path / "bad.h5"
     bad.write_bytes(data.stack.read_bytes())
     with h5py.File(bad, "a") as f:
@@ -208,20 +209,84 @@ def test_corrupt_file_and_entries_are_reported_and_skipped(data, tmp_path, capsy
         d = g.create_group("data")
         d.create_dataset("wavenumber", data=AXIS)
         d.create_dataset("intensity", data=np.ones(AXIS.size))
-        f["batch/sample/expected"][5] = "{not json"  # a corrupt row: its chunk is skipped
+        for i, text in rows.items():
+            f["batch/sample/expected"][i] = text
+        if results:
+            res = f["batch"].create_group("results")
+            res.create_dataset("result", data=[results.get(i, "") for i in range(data.n - 2)],
+                               dtype=h5py.string_dtype())
+    return bad
+
+
+def test_corrupt_entries_and_rows_are_reported_and_only_they_skipped(data, tmp_path, capsys):
+    bad = _corrupt_copy(data, tmp_path, {5: "{not json"})
+    code, text, raw = replay_cli(data, bad, data.stack, "--chunk", "4", "--keep-going", out=tmp_path / "o.jsonl",
+                                 capsys=capsys)
+    assert code == 0  # --keep-going
+    results = [json.loads(line) for line in raw.decode().splitlines()]
+    assert len(results) == 1 + data.n + data.n  # broken entry, bad.h5's spectra, stack
+    assert results[0]["entry"] == "broken" and "units" in results[0]["error"]
+    skipped = [r for r in results[1:1 + data.n] if "error" in r]
+    # only the malformed row, not the 4 rows of its task (item 14.18)
+    assert [r["index"] for r in skipped] == [5] and "malformed JSON" in skipped[0]["error"]
+    assert all("error" not in r for r in results[1 + data.n:])
+    assert "'broken'" in text.err and "row 5 of entry 'batch' skipped" in text.err
+    assert "errors (spectra not read or not analysed): 2" in text.out
+    # without --keep-going the same run ends with exit code 1, saying why
+    code, text, raw2 = replay_cli(data, bad, "--chunk", "4", out=tmp_path / "o2.jsonl", capsys=capsys)
+    assert code == 1 and raw2 == raw[:len(raw2)] and "could not be read or analysed" in text.err
+
+
+@pytest.mark.parametrize("where", ["expected", "result"])
+def test_deeply_nested_or_huge_rows_skip_one_row_in_one_bounded_line(data, tmp_path, capsys, where):
+    """RecursionError on deeply nested JSON, and megabytes of malformed JSON, cost one row and
+    print one short line (item 14.18): before, a traceback, or the whole task skipped."""
+    deep = "[" * 200_000 + "]" * 200_000
+    huge = '{"' + "x" * 3_000_000
+    if where == "expected":
+        bad = _corrupt_copy(data, tmp_path, {3: '{"a": ' + deep + "}", 9: huge})
+    else:
+        bad = _corrupt_copy(data, tmp_path, {}, results={3: '{"a": ' + deep + "}", 9: huge})
+    code, text, raw = replay_cli(data, bad, "--chunk", "8", "--keep-going", out=tmp_path / "o.jsonl", capsys=capsys)
+    assert code == 0 and "Traceback" not in text.err
+    results = [json.loads(line) for line in raw.decode().splitlines()]
+    assert [r["index"] for r in results if "error" in r and r["entry"] == "batch"] == [3, 9]
+    assert len(results) == 1 + data.n
+    for line in text.err.splitlines():
+        assert len(line) < 600, line[:200]
+    assert "row 3 of entry 'batch' skipped" in text.err and "row 9 of entry 'batch' skipped" in text.err
+    assert all(len(r.get("error", "")) < 600 for r in results)
+
+
+def test_unreadable_inputs_are_files_not_spectra(data, tmp_path, capsys):
+    """Item 14.6: a directory, a missing file, a non-recording and a FIFO are unreadable files:
+    refused before any work (exit 1, an earlier output left alone) unless --keep-going, which
+    lists them as files and counts only real spectra."""
+    import os
+
+    adir = tmp_path / "adir"
+    adir.mkdir()
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not an HDF5 file" * 10)
-    code, text, raw = replay_cli(data, junk, bad, data.stack, "--chunk", "4", out=tmp_path / "o.jsonl", capsys=capsys)
+    fifo = tmp_path / "fifo.h5"
+    os.mkfifo(fifo)
+    missing = tmp_path / "nothere.h5"
+    out = tmp_path / "o.jsonl"
+    out.write_text("earlier output\n")
+    code, text, raw = replay_cli(data, data.stack, adir, junk, fifo, missing, out=out, capsys=capsys)
+    assert code == 1 and raw == b"earlier output\n"
+    assert text.err.splitlines() == [f"fol: error: {adir}: is a directory",
+                                     f"fol: error: {junk}: not a readable HDF5 file (file signature not found)",
+                                     f"fol: error: {fifo}: is not a regular file",
+                                     f"fol: error: {missing}: no such file",
+                                     "fol: error: 4 input file(s) cannot be read (listed above): nothing analysed; "
+                                     "--keep-going replays the others"]
+    code, text, raw = replay_cli(data, data.stack, adir, junk, fifo, missing, "--keep-going", out=out, capsys=capsys)
     assert code == 0
-    results = [json.loads(line) for line in raw.decode().splitlines()]
-    assert len(results) == 1 + 1 + data.n + data.n  # junk file, broken entry, bad.h5's readable spectra, stack
-    assert (results[0]["source"], results[0]["entry"]) == (str(junk), "") and "not a readable HDF5" in results[0]["error"]
-    assert results[1]["entry"] == "broken" and "units" in results[1]["error"]
-    skipped = [r for r in results[2:2 + data.n] if "error" in r]
-    assert [r["index"] for r in skipped] == [4, 5, 6, 7] and all("malformed JSON" in r["error"] for r in skipped)
-    assert all("error" not in r for r in results[2 + data.n:])
-    assert str(junk) in text.err and "'broken'" in text.err and "rows 4-7 of entry 'batch' skipped" in text.err
-    assert "errors: 6" in text.out
+    assert len(raw.decode().splitlines()) == data.n and f"spectra: {data.n}" in text.out
+    assert "unreadable files (no spectra read): 4" in text.out
+    assert f"  {adir}: is a directory" in text.out and "errors (spectra not read or not analysed): 0" in text.out
+    assert "per file:" in text.out and f"{junk}" in text.out.split("per file:")[1]
 
 
 def test_regression_diff_lists_every_change_with_library_hashes(data, reference, tmp_path, capsys):
@@ -240,9 +305,10 @@ def test_regression_diff_lists_every_change_with_library_hashes(data, reference,
     out = text.out
     assert f"regression: {data.n - 2} spectra compared" in out and ": 2 changed" in out
     assert "0ldc0ffee0ld" in out and data.sha[:12] in out
-    assert f"{earlier}#batch[3]: identified/" in out and "/caffeine -> identified/" in out
-    assert f"{earlier}#batch[0]: no-match/no alarm/- -> identified/ALARM/fentanyl" in out
-    assert "[verdict, alarm, top;" in out
+    assert f"{earlier}#batch[3]: was identified, " in out and "top caffeine; now identified, " in out
+    assert (f"{earlier}#batch[0]: was no-match, no alarm, top none; now identified, ALARM (fentanyl-analogue), "
+            "top fentanyl (changed: verdict, alarm, top component;") in out
+    assert "alarm True" not in out and "alarm False" not in out
 
 
 def test_plan_groups_small_entries_and_cuts_stacks(data):
@@ -327,3 +393,65 @@ def test_workers_find_the_class_model_already_cached(data, reference, tmp_path, 
     assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
                  "--workers", "2", "--chunk", "16"]) == 0
     assert cached[0].stat().st_mtime_ns == stamp  # read back, not trained and written again
+
+
+def _labelled(data, path: Path, rows: list[tuple[dict, dict]]) -> Path:
+    """A recording of spectra measured as ``truth`` but labelled ``label``: ``[(truth, label), ...]``."""
+    with RecordingWriter(path, "w") as w:
+        app = w.create_stack("s", AXIS, "raman", "counts", start_time="2026-03-01T10:00:00Z")
+        app.append(np.array([data.measure(t) for t, _ in rows]), [label for _, label in rows])
+    return path
+
+
+def test_summary_names_missed_false_alarm_and_disagreeing_spectra_per_file(data, tmp_path, capsys):
+    """Items 14.5 and 14.16: every spectrum whose components differ from the ground truth is named
+    (missed, extra, wrong member of the right class), as are missed alarms and false alarms; a
+    per-file breakdown; the first 10 unless --show-all; JSON Lines carry the ground truth."""
+    agree = ({"caffeine": 1.0}, {"caffeine": 1.0})
+    a = _labelled(data, tmp_path / "a.h5", [
+        agree,
+        ({"fentanyl": 1.0}, {"carfentanil": 1.0}),            # right class, wrong member: alarm right
+        ({"xylazine": 0.5, "lidocaine": 0.5}, {"xylazine": 1.0}),  # lidocaine is extra (spurious)
+        ({"caffeine": 1.0}, {"caffeine": 0.8, "heroin": 0.2}),    # heroin missed: a missed alarm
+        ({"fentanyl": 1.0}, {}),                                # a blank that alarms: false alarm
+    ] + [({"mannitol": 1.0}, {"lactose": 1.0})] * 12)          # 12 more: the list is cut at 10
+    b = _labelled(data, tmp_path / "b.h5", [agree, agree])
+    out = tmp_path / "o.jsonl"
+    code, text, raw = replay_cli(data, a, b, out=out, capsys=capsys)
+    assert code == 0, text.err
+    s = text.out
+    assert "missed alarms: 1\n" in s and f"  {a}#s[3]: expected caffeine:0.8, heroin:0.2; reported caffeine " \
+                                            "(missed alarm; missed: heroin)" in s
+    assert "false alarms: 1\n" in s
+    assert f"  {a}#s[4]: expected blank; reported fentanyl (false alarm; extra: fentanyl)" in s
+    block = s.split("spectra whose components differ from the ground truth: ")[1]
+    assert block.startswith("16\n")
+    listed = [line for line in block.splitlines()[1:] if line.startswith(f"  {a}#")]
+    assert len(listed) == 10 and "... and 6 more (--show-all lists every one)" in block
+    assert f"  {a}#s[1]: expected carfentanil:1; reported fentanyl (wrong member: fentanyl reported for " \
+           "carfentanil (fentanyl-analogue))" in s
+    assert f"  {a}#s[2]: expected xylazine:1; reported xylazine, lidocaine (extra: lidocaine)" in s
+    assert "components differ from the ground truth in 16 spectra (missed 1, wrong member 13, extra 2)" in s
+    # per file: one row each, with the counts of that file
+    table = s.split("per file:\n")[1].splitlines()
+    assert table[0].split()[:4] == ["file", "spectra", "errors", "alarms"]
+    row_a = table[1].split()
+    assert row_a[0] == str(a) and row_a[1] == "17" and table[2].split()[:2] == [str(b), "2"]
+    # JSON Lines: the ground truth travels with each result
+    lines = [json.loads(x) for x in raw.decode().splitlines()]
+    assert lines[1]["expected"] == {"carfentanil": 1.0} and lines[4]["expected"] == {}
+    assert len(lines) == 19
+    code, text, _ = replay_cli(data, a, b, "--show-all", capsys=capsys)
+    block = text.out.split("spectra whose components differ from the ground truth: ")[1]
+    assert len([line for line in block.splitlines() if line.startswith(f"  {a}#")]) == 16 and "more (" not in block
+
+
+def test_rows_skipped_for_one_reason_make_one_message():
+    from fol.qa.replay import _merge_row_messages
+
+    msgs = [f"r.h5, entry 'b': chunk damaged (row {i} of entry 'b' skipped)" for i in (4, 5, 6, 7, 9)]
+    msgs.insert(2, "r.h5, entry 'b': analysis failed (ValueError: x)")
+    assert _merge_row_messages(msgs) == ["r.h5, entry 'b': chunk damaged (rows 4-5 of entry 'b' skipped)",
+                                         "r.h5, entry 'b': analysis failed (ValueError: x)",
+                                         "r.h5, entry 'b': chunk damaged (rows 6-7 of entry 'b' skipped)",
+                                         "r.h5, entry 'b': chunk damaged (row 9 of entry 'b' skipped)"]

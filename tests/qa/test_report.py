@@ -100,3 +100,117 @@ def test_matplotlib_is_imported_only_for_a_report(data, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.split()[-2:] == ["0", "False"], r.stderr
     np.testing.assert_equal(len((tmp_path / "o.jsonl").read_text().splitlines()), data.n)
+
+
+def _identifier(data):
+    from fol.io.library import load_library
+    from fol.identification.pipeline import Identifier
+
+    return Identifier(load_library(data.library))
+
+
+def test_a_small_component_has_its_own_axis_bands_and_the_residual_its_own(data, tmp_path):
+    """Item 14.17: a 5 % fentanyl component must be visible: its own y axis (scaled to it, not to
+    the query), its strongest bands marked at the library's band positions; the residual apart."""
+    from fol.qa.report import _Overlay, strongest_bands
+
+    rec = tmp_path / "five.h5"
+    with RecordingWriter(rec, "w") as w:
+        w.add_spectrum(Spectrum(AXIS, data.measure({"fentanyl": 0.05, "lactose": 0.95}), "raman"), name="m")
+    identifier = _identifier(data)
+    [result] = identifier.analyse(_batch(rec), source=str(rec), entry="m")
+    assert "fentanyl" in [c["name"] for c in result["components"]], result["components"]
+    overlay = _Overlay(identifier)
+    d = overlay.data(result)
+    fig = overlay.figure(d, "five")
+    axes = fig.axes
+    assert len(axes) == len(d["curves"]) + 2  # query+fit, one per component, residual
+    i = d["names"].index("fentanyl")
+    curve, ax = d["curves"][i], axes[1 + i]
+    lo, hi = ax.get_ylim()
+    assert np.max(curve) > 0.5 * (hi - lo)  # fills its own axis
+    assert np.max(curve) < 0.2 * np.max(d["query"])  # ... although it is small next to the query
+    marked = sorted(line.get_xdata()[0] for line in ax.lines[1:])
+    assert marked == strongest_bands(d["grid"], identifier.library.section("raman").processed[
+        identifier.library.section("raman").names.index("fentanyl")]) and len(marked) == 4
+    res_lo, res_hi = axes[-1].get_ylim()
+    assert np.max(np.abs(d["residual"])) <= max(abs(res_lo), abs(res_hi))
+    assert axes[-1].get_ylabel() == "residual"
+
+
+def test_strongest_bands_are_the_tallest_peaks():
+    from fol.qa.report import strongest_bands
+
+    grid = np.arange(200.0, 2000.0, 2.0)
+    centres, heights = [400.0, 800.0, 1000.0, 1200.0, 1600.0, 1800.0], [0.2, 1.0, 0.5, 0.9, 0.1, 0.7]
+    row = sum(h * np.exp(-0.5 * ((grid - c) / 6) ** 2) for c, h in zip(centres, heights))
+    assert strongest_bands(grid, row) == [800.0, 1000.0, 1200.0, 1800.0]
+    assert strongest_bands(grid, np.zeros_like(grid)) == []
+
+
+def _batch(rec):
+    from fol.io.recording import Recording
+
+    with Recording(rec) as r:
+        return r.read(r.entries[0].name).batch
+
+
+def test_examples_are_chosen_across_files_substances_and_verdicts(data):
+    """Item 14.17: not the first 50 near-identical alarms of the first file."""
+    from fol.qa.replay import Summary
+
+    summary = Summary(load_catalogue(), {}, keep=6)
+
+    def alarm(source, i, name="fentanyl", verdict="identified"):
+        return {"source": source, "entry": "e", "index": i, "verdict": verdict, "alarm": True,
+                "alarm_classes": ["fentanyl-analogue"], "components": [{"name": name, "class": "x", "score": 0.9}]}
+
+    for i in range(100):
+        summary.add(alarm("first.h5", i), None, None)
+    summary.add(alarm("first.h5", 100, "carfentanil"), None, None)
+    summary.add(alarm("first.h5", 101, "fentanyl", "mixture"), None, None)
+    summary.add(alarm("second.h5", 0), None, None)
+    summary.add(alarm("third.h5", 0, "xylazine"), None, None)
+    chosen = summary.examples("alarm")
+    assert summary.flagged_total["alarm"] == 104 and len(chosen) == 6
+    where = [(r["result"]["source"], r["result"]["index"]) for r in chosen]
+    assert {s for s, _ in where} == {"first.h5", "second.h5", "third.h5"}
+    assert ("first.h5", 100) in where and ("first.h5", 101) in where  # the other substance and verdict
+    summary.close()
+
+
+def test_inconclusive_is_not_coloured_like_an_alarm_and_plots_stay_small(data, tmp_path):
+    """Item 14.17: inconclusive results and matrix cells have their own colour; a plot is a
+    palette PNG of a few tens of kB (it was a 60-70 kB RGBA PNG)."""
+    from fol.qa.replay import Summary
+    from fol.qa.report import _matrix_html, render_report
+
+    identifier = _identifier(data)
+    summary = Summary(load_catalogue(), identifier.library_ref)
+    from fol.io.recording import Recording
+
+    with Recording(data.stack) as r:
+        batch = r.read("batch").batch
+        expected = r.read("batch").expected
+    for out, exp in zip(identifier.analyse(batch, source=str(data.stack), entry="batch"), expected):
+        summary.add(out, exp, None)
+    inconclusive = {"source": str(data.stack), "entry": "batch", "index": 9, "verdict": "inconclusive",
+                    "alarm": False, "possible_alarm_classes": ["fentanyl-analogue"], "components": [], "hits": []}
+    summary.add(inconclusive, {}, None)
+    page = render_report(summary, identifier, [str(data.stack)])
+    assert '<span class="inconclusive">inconclusive</span> <span class="caution">CAUTION' in page
+    from fol.qa.metrics import ConfusionMatrix
+
+    m = ConfusionMatrix()
+    m.add("(none)", "(inconclusive)")
+    m.add("(none)", "caffeine")
+    m.add("caffeine", "caffeine")
+    cells = re.findall(r'<td class="([^"]*)">(\d+)</td>', _matrix_html(m))
+    # columns: caffeine, (none), (inconclusive): the inconclusive blank is not red like a wrong call
+    assert cells == [("n ok", "1"), ("n bad", "1"), ("n inc", "1")]
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert images
+    sizes = [len(base64.b64decode(i)) for i in images]
+    assert max(sizes) < 40_000, sizes
+    assert all(base64.b64decode(i)[25] == 3 for i in images)  # PNG colour type 3: palette
+    summary.close()

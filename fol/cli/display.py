@@ -1,0 +1,132 @@
+"""What the CLI shows a person: the verdict of one result, one-line error messages, progress.
+
+Shared by the commands (``identify``, ``replay``, ``library``...): nothing here computes,
+it only formats. Library code reports progress through callbacks; ``progress`` makes
+such a callback that draws a bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+import time
+
+#: longest error message shown (characters): a message never echoes megabytes of input
+MAX_MESSAGE = 400
+#: width of the alarm banner, frame included
+BANNER_WIDTH = 64
+
+# h5py/HDF5 driver failures read "[Errno 21] Unable to synchronously open file (file read failed: time = ...,
+# filename = ..., errno = 21, error message = 'Is a directory', buf = 0x..., ...)": only the error message
+# says anything to a person
+_H5_DETAIL = re.compile(r"\([^()]*?error message = '([^']*)'[^()]*\)", re.DOTALL)
+_H5_PREFIX = re.compile(r"\[Errno \d+\]\s*|Unable to (?:synchronously )?(?:open|create) file\s*")
+
+
+def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
+    """A message as one bounded line: HDF5 driver details reduced to their error message,
+    whitespace (newlines included) collapsed, cut to ``limit`` characters with an ellipsis."""
+    s = str(text)
+    if len(s) > 20 * limit:  # never run the expressions below over megabytes of echoed input
+        s = s[:20 * limit]
+    if "error message = " in s:
+        s = _H5_DETAIL.sub(lambda m: m.group(1).lower(), s)
+    if "Unable to" in s:  # "([Errno 21] Unable to synchronously open file (is a directory))" -> "(is a directory)"
+        s = _H5_PREFIX.sub("", s)
+        s = re.sub(r"\(\s*\(([^()]*)\)\s*\)", r"(\1)", s)
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[:limit - 1].rstrip() + "…"
+
+
+def banner(text: str, width: int = BANNER_WIDTH) -> list[str]:
+    """``text`` framed by asterisks, every line exactly ``width`` characters (long text wraps)."""
+    inner = width - 6  # "*  " + text + "  *"
+    body = textwrap.wrap(text, inner, break_on_hyphens=False) or [""]
+    return ["*" * width] + [f"*  {line:<{inner}}  *" for line in body] + ["*" * width]
+
+
+def _score(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def format_result(r: dict) -> str:
+    """A short human verdict: alarm banner, substance, class, score, every hit, quality, library.
+
+    Every hit the result carries is listed (``--top N`` asks for N; nothing is cut here).
+    """
+    lines: list[str] = []
+    if r.get("alarm"):
+        lines += banner("ALARM: " + ", ".join(r.get("alarm_classes") or ["alarm"]).upper())
+    elif r.get("possible_alarm_classes"):
+        lines.append(f"!  CAUTION: cannot rule out {', '.join(r['possible_alarm_classes'])}: confirm in the lab")
+    flags = r.get("flags") or []
+    if "unverified_library" in flags:
+        lines.append("!  WARNING: the library's content hash was NOT verified (--allow-unverified): "
+                     "this result is not evidence")
+    comps = r.get("components") or []
+    if r.get("verdict") in ("identified", "mixture"):
+        lines.append(f"Verdict: {r['verdict']}")
+        for c in comps:
+            frac = f", {c['fraction']:.0%} of signal" if c.get("fraction") is not None and len(comps) > 1 else ""
+            lines.append(f"  {c['name']} ({c['class']}), score {_score(c.get('score'))}{frac}")
+    else:
+        lines.append(f"Verdict: {r.get('verdict')}" + (f" ({one_line(r['error'])})" if r.get("error") else ""))
+    if r.get("advice"):
+        lines.append(f"  Advice: {r['advice']}")
+    if "computed_reference" in flags:
+        lines.append("  Note: matched a COMPUTED reference spectrum: screening only, not evidence; "
+                     "confirm with a measured reference.")
+    hits = r.get("hits") or []
+    if hits:
+        lines.append("Top hits:")
+        width = len(str(len(hits)))
+        for i, h in enumerate(hits, 1):
+            lines.append(f"  {i:>{width}}. {h['name']:<34} {h['class']:<20} {_score(h.get('score'))}  "
+                         f"[{h.get('provenance', '')}]")
+    q = r.get("quality") or {}
+    snr = f"{q['snr']:.0f}" if isinstance(q.get("snr"), (int, float)) else "n/a"
+    lines.append(f"Quality: SNR {snr}; flags: {', '.join(q.get('flags') or []) or 'none'}")
+    lib = r.get("library") or {}
+    lines.append(f"Library: {lib.get('name')} ({str(lib.get('sha256') or '')[:12]})  "
+                 f"source: {r.get('source')}#{r.get('entry')}")
+    return "\n".join(lines)
+
+
+def progress(label: str, stream=None, unit: str = "") -> "ProgressLine":
+    """A callback ``cb(done, total)`` that draws ``label [####    ] done/total`` on a terminal.
+
+    Nothing is drawn when ``stream`` (default stderr) is not a terminal; call ``.close()``
+    at the end to finish the line.
+    """
+    return ProgressLine(label, stream, unit)
+
+
+class ProgressLine:
+    """See ``progress``."""
+
+    WIDTH = 24
+
+    def __init__(self, label: str, stream=None, unit: str = ""):
+        self.label, self.unit = label, unit
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and done < total):
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * self.WIDTH)
+        unit = f" {self.unit}" if self.unit else ""
+        self.stream.write(f"\r{self.label} [{bar:<{self.WIDTH}}] {done:,}/{total:,}{unit} {frac:4.0%} ")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.enabled and self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
