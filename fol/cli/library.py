@@ -85,7 +85,7 @@ def register(sub) -> None:
     q = lsub.add_parser("calibrate", help="fit this library's confidence calibration and threshold (simulated data)",
                         description="Simulate labelled spectra from the library itself (development seed), fit the "
                                     "per-component confidence calibration and choose min_confidence (false alarms "
-                                    "<= 1 %%, best fentanyl-class sensitivity at 5 %%); store them in the library, "
+                                    "<= 1 %, best fentanyl-class sensitivity at 5 %); store them in the library, "
                                     "per technique, covered by its content hash.")
     q.add_argument("library", nargs="?", metavar="LIB", help="library file (default: the shipped library)")
     q.add_argument("--technique", choices=("raman", "ftir"), help="default: every technique of the library")
@@ -127,6 +127,9 @@ def run_info(args) -> int:
         several = {k: v for k, v in subs.items() if v > 1}
         print(f"{t:<9} {s['entries']} entries of {len(subs)} substances, grid {lo:g}-{hi:g} cm-1 ({n} points); "
               f"provenance: {prov}")
+        steps = [" ".join([st["step"], *(f"{k}={v}" for k, v in st.items() if k != "step")])
+                 for st in s.get("recipe", [])]
+        print(f"          recipe: {' | '.join(steps)}")
         if several:
             top = sorted(several.items(), key=lambda kv: (-kv[1], kv[0]))
             print("          several measurements: " + ", ".join(f"{k} {v}" for k, v in top[:12])

@@ -348,8 +348,7 @@ def _helps():
     return out
 
 
-OWNED_ELSEWHERE = {"library calibrate": "'%%' in a description (fol/cli/library.py, formats helper)",
-                   "simulate": "docs/analyzer-protocol.md is in ../shared/docs (fol/cli/simulate.py, driver helper)"}
+OWNED_ELSEWHERE = {"simulate": "docs/analyzer-protocol.md is in ../shared/docs (fol/cli/simulate.py, driver helper)"}
 
 
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=OWNED_ELSEWHERE[c]))
@@ -363,8 +362,6 @@ def test_help_texts_say_what_is_true(command):
         assert (root / doc).exists(), f"{command} --help names {doc}, which does not exist"
 
 
-@pytest.mark.xfail(strict=True, reason="`library info` help says it shows the recipe; only --json does "
-                                       "(fol/cli/library.py, formats helper)")
 def test_library_info_shows_what_its_help_says(enfsi_library):
     help_text = _helps()["library"]
     r = fol("library", "info", enfsi_library)
