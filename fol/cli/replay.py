@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 HELP = """\
@@ -59,6 +60,9 @@ def register(sub) -> None:
                         "results do not depend on it")
     add_similarity_option(p)
     add_top_option(p)
+    p.add_argument("--technique", choices=("raman", "ftir"),
+                   help="for spectrum files (CSV, TXT) that do not say which technique they hold; "
+                        "recordings and files that say are read as they are")
     p.add_argument("--keep-going", action="store_true",
                    help="replay the readable inputs when some cannot be read, and exit 0 (they are listed)")
     p.add_argument("--show-all", action="store_true",
@@ -93,12 +97,46 @@ def _check(args) -> None:
 
 
 def run(args) -> int:
+
+    _check(args)
+    with tempfile.TemporaryDirectory(prefix="fol-replay-") as tmp:
+        args.paths = _as_recordings(args.paths, Path(tmp), args.keep_going, args.technique)
+        return _run(args)
+
+
+def _as_recordings(paths, workdir: Path, keep_going: bool, technique: str | None = None) -> list:
+    """Recordings as they are; a spectrum file of any other format (CSV, JCAMP-DX, vendor) converted
+    to a one-file recording in ``workdir`` named after it. A file that cannot be read stops the run
+    before any work (one line naming it), or with ``--keep-going`` is reported and left out."""
+    from fol.errors import FolError
+    from fol.io.formats import is_recording, recordings_for
+
+    out = []
+    for i, p in enumerate(paths):
+        if not Path(p).is_file() or is_recording(p):
+            out.append(p)  # replay itself reports what is missing, a directory or unreadable
+            continue
+        sub = workdir / f"{i:05d}"
+        sub.mkdir()
+        try:
+            converted = recordings_for([p], sub, technique)
+        except FolError as e:
+            if not keep_going:
+                raise
+            print(f"fol: warning: {e} (left out)", file=sys.stderr)
+            continue
+        target = sub / f"{Path(p).name}.h5"
+        Path(converted[0]).rename(target)
+        out.append(str(target))
+    return out
+
+
+def _run(args) -> int:
     from fol.io.library import load_library
     from fol.paths import default_library
     from fol.identification.pipeline import Identifier
     from fol.qa.replay import SHOW, LibrarySpec, prepare_resume, replay
 
-    _check(args)
     library = load_library(args.library, allow_unverified=args.allow_unverified)
     spec = LibrarySpec(str(args.library or default_library()), library.sha256, args.allow_unverified,
                        args.similarity, args.top)

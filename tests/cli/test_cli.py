@@ -399,3 +399,24 @@ def test_one_line_bounds_and_cleans_any_message():
     huge = one_line("bad.json: " + "[" * 5_000_000)
     assert len(huge) == MAX_MESSAGE and huge.startswith("bad.json: [[[") and huge.endswith("…")
     assert one_line("two\nlines") == "two lines"
+
+
+def test_replay_reads_any_spectrum_format(real_dir, tmp_path):
+    """Issue 13: `fol replay` takes spectrum files of any importable format beside recordings; a file
+    that cannot be read stops the run before any work unless --keep-going."""
+    txt = next((real_dir / "raman_plastics_slopp").glob("Polyethylene*.txt"))
+    csv = real_dir / "raman_wasatch_enlighten" / next(p.name for p in (real_dir / "raman_wasatch_enlighten").iterdir()
+                                                     if p.name.startswith("set1_")) / "acetone.csv"
+    out = tmp_path / "r.jsonl"
+    r = fol("replay", txt, csv, "--technique", "raman", "--json", out, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "spectra: 2" in r.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["entry"] for row in rows] == [txt.name, csv.name] and all(row["hits"] for row in rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("no,numbers\nat,all\n")
+    r = fol("replay", txt, bad, "--technique", "raman", "--no-progress")
+    assert r.returncode == 1 and r.stdout == ""
+    _one_line_error(r, "bad.csv")
+    r = fol("replay", txt, bad, "--technique", "raman", "--no-progress", "--keep-going")
+    assert r.returncode == 0 and "spectra: 1" in r.stdout and "bad.csv" in r.stderr
