@@ -113,16 +113,24 @@ class ProgressLine:
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.last = 0.0
         self.drawn = False
+        self.t0, self.first = time.monotonic(), None
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
+        if self.first is None:  # work already done when the bar starts (a resumed run) does not count in the rate
+            self.first, self.t0 = done, now
+            if done < total:
+                return
         if not self.enabled or (now - self.last < 0.2 and done < total):
             return
         self.last = now
         frac = done / total if total else 1.0
         bar = "#" * int(frac * self.WIDTH)
         unit = f" {self.unit}" if self.unit else ""
-        self.stream.write(f"\r{self.label} [{bar:<{self.WIDTH}}] {done:,}/{total:,}{unit} {frac:4.0%} ")
+        rate = (done - self.first) / max(now - self.t0, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        speed = f" {rate:,.0f}{unit}/s  ETA {_clock(eta)}" if self.unit else ""
+        self.stream.write(f"\r{self.label} [{bar:<{self.WIDTH}}] {done:,}/{total:,}{unit} {frac:4.0%}{speed} ")
         self.stream.flush()
         self.drawn = True
 
@@ -130,3 +138,15 @@ class ProgressLine:
         if self.enabled and self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def warn(msg: str) -> None:
+    """One warning line on stderr (``fol: warning: ...``)."""
+    print(f"fol: warning: {one_line(msg)}", file=sys.stderr)

@@ -230,7 +230,8 @@ def format_decisions(rows: list[dict]) -> str:
 
 
 def run_import(args) -> int:
-    from fol.libtools.tools import import_library, warn
+    from fol.cli.display import warn
+    from fol.libtools.tools import import_library
 
     rep = import_library(args.files, args.out, technique=args.technique, name_map=args.name_map, name=args.name,
                          catalogues=args.catalogue, skip_bad=args.skip_bad, dedupe=args.dedupe, jobs=args.jobs,
@@ -260,7 +261,8 @@ def run_import(args) -> int:
 
 
 def run_build(args) -> int:
-    from fol.libtools.tools import build_computed_library, warn
+    from fol.cli.display import warn
+    from fol.libtools.tools import build_computed_library
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     sha, failed = build_computed_library(args.catalogue, args.out, cache_dir=args.cache, jobs=args.jobs,

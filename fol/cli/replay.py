@@ -100,38 +100,40 @@ def run(args) -> int:
 
     _check(args)
     with tempfile.TemporaryDirectory(prefix="fol-replay-") as tmp:
-        args.paths = _as_recordings(args.paths, Path(tmp), args.keep_going, args.technique)
-        return _run(args)
+        args.paths, refused = _as_recordings(args.paths, Path(tmp), args.technique)
+        return _run(args, refused)
 
 
-def _as_recordings(paths, workdir: Path, keep_going: bool, technique: str | None = None) -> list:
+def _as_recordings(paths, workdir: Path, technique: str | None = None) -> tuple[list, list]:
     """Recordings as they are; a spectrum file of any other format (CSV, JCAMP-DX, vendor) converted
-    to a one-file recording in ``workdir`` named after it. A file that cannot be read stops the run
-    before any work (one line naming it), or with ``--keep-going`` is reported and left out."""
-    from fol.errors import FolError
+    to a one-file recording in ``workdir`` named after it. Returns ``(paths, refused)``: a file
+    that cannot be converted is refused as ``(path, message)`` (replay lists it with the unreadable
+    recordings). Anything named like a recording (``.h5``), a directory or a missing path is left to
+    replay, which reports it."""
+    from fol.cli.display import one_line
     from fol.io.formats import is_recording, recordings_for
+    from fol.errors import FolError
 
-    out = []
+    out, refused = [], []
     for i, p in enumerate(paths):
-        if not Path(p).is_file() or is_recording(p):
-            out.append(p)  # replay itself reports what is missing, a directory or unreadable
+        path = Path(p)
+        if not path.is_file() or path.suffix.lower() in (".h5", ".hdf5", ".hdf") or is_recording(path):
+            out.append(p)
             continue
         sub = workdir / f"{i:05d}"
         sub.mkdir()
         try:
             converted = recordings_for([p], sub, technique)
         except FolError as e:
-            if not keep_going:
-                raise
-            print(f"fol: warning: {e} (left out)", file=sys.stderr)
+            refused.append((str(p), one_line(e)))
             continue
-        target = sub / f"{Path(p).name}.h5"
+        target = sub / f"{path.name}.h5"
         Path(converted[0]).rename(target)
         out.append(str(target))
-    return out
+    return out, refused
 
 
-def _run(args) -> int:
+def _run(args, refused=()) -> int:
     from fol.io.library import load_library
     from fol.paths import default_library
     from fol.identification.pipeline import Identifier
@@ -150,13 +152,19 @@ def _run(args) -> int:
         if resume_count:
             resume_in = open(args.json, encoding="utf-8")
     ok = False
+    from fol.cli.display import progress as progress_line
+
+    bar = None if args.no_progress else progress_line("replay", unit="spectra")
     try:
         summary = replay(args.paths, identifier, spec, out.write if out else (lambda s: None),
                          workers=args.workers, dask=args.dask, chunk_rows=args.chunk, resume_lines=resume_in,
-                         resume_count=resume_count, progress=not args.no_progress,
-                         flush=out.flush if out else None, keep_going=args.keep_going)
+                         resume_count=resume_count, progress=bar,
+                         flush=out.flush if out else None, keep_going=args.keep_going,
+                         message=lambda text: print(f"fol: error: {text}", file=sys.stderr), refused=refused)
         ok = True
     finally:
+        if bar:
+            bar.close()
         if isinstance(out, _LazyFile):
             out.close(create=ok)
         if resume_in is not None:

@@ -6,7 +6,6 @@ only parses arguments and prints.
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -167,7 +166,3 @@ def _jcamp_text(name: str, section: LibrarySection, i: int, y: np.ndarray) -> st
         lines.append(f"{x[a]:.6g} " + " ".join(str(v) for v in yi[a:a + 10]))
     lines.append("##END=")
     return "\n".join(lines) + "\n"
-
-
-def warn(msg: str) -> None:
-    print(f"fol: warning: {msg}", file=sys.stderr)

@@ -35,7 +35,7 @@ import json
 import os
 import re
 import tempfile
-import sys
+import logging
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -624,48 +624,6 @@ class Summary:
         return out
 
 
-# ----------------------------------------------------------------------------- progress
-
-
-class Progress:
-    """A one-line progress bar on stderr with rate and ETA; silent unless stderr is a terminal."""
-
-    WIDTH = 24
-
-    def __init__(self, total: int, done: int = 0, stream=None, unit: str = "spectra"):
-        self.stream = stream or sys.stderr
-        self.unit = unit
-        self.enabled = self.stream.isatty()
-        self.total, self.start, self.done = total, done, done
-        self.t0 = self.last = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.25 and self.done < self.total):
-            return
-        self.last = now
-        rate = (self.done - self.start) / max(now - self.t0, 1e-9)
-        frac = self.done / self.total if self.total else 1.0
-        bar = "#" * int(frac * self.WIDTH)
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        self.stream.write(f"\r[{bar:<{self.WIDTH}}] {self.done:,}/{self.total:,} {frac:4.0%}  "
-                          f"{rate:,.0f} {self.unit}/s  ETA {_clock(eta)} ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "--:--"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
 # ----------------------------------------------------------------------------- resume
 
 
@@ -733,7 +691,8 @@ def default_chunk(identifier) -> int:
 def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[[str], None], *,
            workers: int = 1, dask: str | None = None, chunk_rows: int | None = None,
            resume_lines: Iterator[str] | None = None, resume_count: int = 0,
-           catalogue=None, progress: bool = True, flush: Callable[[], None] | None = None,
+           catalogue=None, progress: Callable[[int, int], None] | None = None, flush: Callable[[], None] | None = None,
+           refused: Iterable[tuple[str, str]] = (),
            keep_going: bool = True, message: Callable[[str], None] | None = None) -> Summary:
     """Replay recordings; ``write`` gets one JSON line per spectrum, in input order.
 
@@ -742,17 +701,20 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
     earlier run wrote for the first ``resume_count`` spectra; they are checked, counted
     and not written again. ``flush`` is called after each task's lines are written.
 
-    Input files that cannot be read have no spectra: they are listed in
+    ``refused``: ``(path, message)`` of inputs the caller already found unreadable (e.g. spectrum
+    files it could not convert); they are reported like the others. Input files that cannot be read
+    have no spectra: they are listed in
     ``Summary.unreadable``; with ``keep_going=False`` they stop the run before any work
-    (``FolError`` naming each). ``message`` gets each "skipped" line (default: stderr).
+    (``FolError`` naming each). ``message`` gets each "skipped" line (default: the ``fol.qa`` logger; the CLI prints them).
     A result line carries the ground truth as ``expected`` when the recording has it.
     """
     from fol.catalogue import load_catalogue
 
     summary = Summary(catalogue or load_catalogue(), identifier.library_ref)
     use_identifier(spec, identifier)
+    summary.unreadable.extend(refused)
     tasks = plan(paths, chunk_rows or default_chunk(identifier), unreadable=summary.unreadable)
-    say = message or (lambda text: print(f"fol: error: {text}", file=sys.stderr))
+    say = message or logging.getLogger("fol.qa").error
     if summary.unreadable and not keep_going:
         summary.close()
         for _, text in summary.unreadable:
@@ -763,7 +725,9 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
     if resume_count > total:
         raise UsageError(f"the output already holds {resume_count} results but the inputs have {total} spectra")
     summary.resumed = resume_count
-    bar = Progress(total, resume_count) if progress else None
+    done = resume_count
+    if progress:
+        progress(min(done, total), total)
     t0 = time.monotonic()
     line_no = 0
     done_tasks = [t for t in tasks if t.first + len(t) <= resume_count]
@@ -797,10 +761,9 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
             write("".join(lines))
             if flush:
                 flush()
-            if bar:
-                bar.update(len(task) - max(0, min(len(task), resume_count - task.first)))
+            if progress:
+                done += len(task) - max(0, min(len(task), resume_count - task.first))
+                progress(min(done, total), total)
     finally:
-        if bar:
-            bar.close()
         summary.elapsed = time.monotonic() - t0
     return summary

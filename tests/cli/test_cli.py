@@ -417,6 +417,6 @@ def test_replay_reads_any_spectrum_format(real_dir, tmp_path):
     bad.write_text("no,numbers\nat,all\n")
     r = fol("replay", txt, bad, "--technique", "raman", "--no-progress")
     assert r.returncode == 1 and r.stdout == ""
-    _one_line_error(r, "bad.csv")
+    assert "bad.csv" in r.stderr and "Traceback" not in r.stderr
     r = fol("replay", txt, bad, "--technique", "raman", "--no-progress", "--keep-going")
-    assert r.returncode == 0 and "spectra: 1" in r.stdout and "bad.csv" in r.stderr
+    assert r.returncode == 0 and "spectra: 1" in r.stdout and "bad.csv" in r.stdout + r.stderr

@@ -21,7 +21,8 @@ from fol.cli import main
 from fol.io.library import make_section, write_library
 from fol.preprocess.recipe import default_grid, default_recipe
 from fol.io.recording import RecordingWriter
-from fol.qa.replay import Progress, plan, prepare_resume
+from fol.cli.display import progress
+from fol.qa.replay import plan, prepare_resume
 from fol.spectrum import Spectrum
 
 NAMES = ["fentanyl", "carfentanil", "xylazine", "heroin", "cocaine", "ketamine", "mannitol", "lactose", "caffeine",
@@ -327,15 +328,16 @@ class _Terminal(io.StringIO):
 
 def test_progress_shows_rate_and_eta_on_a_terminal_only():
     tty = _Terminal()
-    bar = Progress(1000, stream=tty)
-    bar.update(400)
-    bar.update(600)
+    bar = progress("replay", stream=tty, unit="spectra")
+    for done in (0, 400, 1000):
+        bar(done, 1000)
     bar.close()
     text = tty.getvalue()
     assert "1,000/1,000" in text and "spectra/s" in text and "ETA" in text and "100%" in text
     pipe = io.StringIO()
-    bar = Progress(1000, stream=pipe)
-    bar.update(1000)
+    bar = progress("replay", stream=pipe, unit="spectra")
+    bar(0, 1000)
+    bar(1000, 1000)
     bar.close()
     assert pipe.getvalue() == ""
 

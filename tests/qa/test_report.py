@@ -73,7 +73,8 @@ def test_a_spectrum_that_cannot_be_reread_loses_its_plot_not_the_report(data, tm
 def test_report_progress_bar_counts_the_plots_on_a_terminal(data, tmp_path):
     from fol.io.library import load_library
     from fol.identification.pipeline import Identifier
-    from fol.qa.replay import Progress, Summary
+    from fol.cli.display import progress
+    from fol.qa.replay import Summary
     from fol.qa.report import plot_count, render_report
     from test_replay import _Terminal
 
@@ -87,8 +88,15 @@ def test_report_progress_bar_counts_the_plots_on_a_terminal(data, tmp_path):
         summary.add(out, None, None)
     assert plot_count(summary) == summary.flagged_total["alarm"] > 0
     tty = _Terminal()
-    bar = Progress(plot_count(summary), stream=tty, unit="plots")
-    render_report(summary, identifier, [str(data.stack)], progress=bar.update)
+    bar = progress("report", stream=tty, unit="plots")
+    total, done = plot_count(summary), [0]
+    bar(0, total)
+
+    def step(n):
+        done[0] += n
+        bar(done[0], total)
+
+    render_report(summary, identifier, [str(data.stack)], progress=step)
     bar.close()
     assert f"{plot_count(summary)}/{plot_count(summary)}" in tty.getvalue() and "plots/s" in tty.getvalue()
 
