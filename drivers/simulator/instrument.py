@@ -35,7 +35,7 @@ from drivers.simulator.model import (DEFAULT_SETTINGS, NOMINAL_TEMPERATURE_C, WA
 QUEUE_LENGTH = 16
 OVERHEAD_MS = 50.0
 #: no acquisition is quicker than this, whatever the time scale (a real detector never reports at once)
-MIN_ACQUISITION_S = 0.02
+MIN_ACQUISITION_S = 0.1
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _LIMITS = {"CONF:INT": ("integration_ms", 1.0, 60000.0), "CONF:AVG": ("averages", 1, 1000),
            "CONF:LAS": ("laser_mw", 0.0, 500.0)}

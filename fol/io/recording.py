@@ -123,6 +123,10 @@ def _loads(text: str, what: str):
         raise ValueError(f"{what}: JSON nested too deeply") from None
 
 
+class _Damaged(Exception):
+    """An object whose HDF5 structures cannot be read (bytes overwritten, a torn write)."""
+
+
 def _member(group: h5py.Group, path: str):
     """``group[path]`` following only links inside the file; None if absent. ValueError for the rest."""
     obj = group
@@ -139,9 +143,10 @@ def _member(group: h5py.Group, path: str):
         try:
             obj = obj[part]
         except (KeyError, RuntimeError, OSError, ValueError) as e:
-            kind = "soft link that cannot be resolved (a loop, or a dangling target)" \
-                if isinstance(link, h5py.SoftLink) else "unreadable object"
-            raise ValueError(f"{path}: {kind} ({_short(e)})") from None
+            if isinstance(link, h5py.SoftLink):
+                raise ValueError(f"{path}: soft link to {link.path!r} that cannot be resolved (a loop, or a dangling "
+                                 f"target) ({_short(e)})") from None
+            raise _Damaged(f"{path}: {_short(e)}") from None
     return obj
 
 
@@ -418,6 +423,8 @@ class Recording:
         self.damaged: list[tuple[str, str]] = []
         size = _check_regular_file(self.path)
         if os.path.isdir(self.path + ".journal"):
+            from fol.io.recording_writer import recover
+
             try:
                 recover(self.path)  # entries a killed writer left in the journal
             except (OSError, RuntimeError, KeyError, ValueError, FolError) as e:
@@ -443,16 +450,16 @@ class Recording:
                     if not skip_invalid:
                         raise FormatError(message) from None
                     self.skipped.append((name, message))
-                except (RuntimeError, OSError, KeyError, TypeError) as e:
+                except (_Damaged, RuntimeError, OSError, KeyError, TypeError) as e:
                     self.damaged.append((name, _short(e)))
         except BaseException:
             self._file.close()
             raise
-        if self.damaged:
-            log.warning("%s", self.damage_report)
         self.skipped.sort()
         self.entries: list[EntryInfo] = sorted(infos, key=_entry_order)
         self._by_name = {e.name: e for e in self.entries}
+        if self.damaged:
+            log.warning("%s", self.damage_report)
 
     def _names(self) -> list[str]:
         """Names of the root's members; on a damaged root, every one that can still be read by index."""
@@ -483,8 +490,7 @@ class Recording:
             return ""
         names = ", ".join(n for n, _ in self.damaged[:5]) + (" ..." if len(self.damaged) > 5 else "")
         return (f"{self.path}: damaged: {len(self.damaged)} entr{'y' if len(self.damaged) == 1 else 'ies'} cannot be "
-                f"read ({names}: {self.damaged[0][1]}); the {len(self.entries) if hasattr(self, 'entries') else 'other'}"
-                " intact entries are read")
+                f"read ({names}: {self.damaged[0][1]}); the {len(self.entries)} intact entries are read")
 
     def __enter__(self) -> "Recording":
         return self
@@ -525,7 +531,7 @@ class Recording:
             return self._read(info, start, stop)
         except (ValueError, FolError) as e:
             raise FormatError(f"{self.path}, entry {info.name!r}: {e}") from None
-        except (OSError, RuntimeError, KeyError, TypeError) as e:
+        except (_Damaged, OSError, RuntimeError, KeyError, TypeError) as e:
             raise FormatError(f"{self.path}, entry {info.name!r}: damaged, cannot be read ({_short(e)})") from None
 
     def _read(self, info: EntryInfo, start: int, stop: int) -> EntryChunk:
@@ -639,4 +645,11 @@ def read_spectrum(path: str | Path, entry: str | None = None, index: int = 0) ->
 # ----------------------------------------------------------------------------- writing
 # (fol/io/recording_writer.py: crash-safe appending through a journal beside the file)
 
-from fol.io.recording_writer import RecordingWriter, StackAppender, recover  # noqa: E402,F401
+
+def __getattr__(name: str):
+    """``RecordingWriter``, ``StackAppender`` and ``recover`` live in fol.io.recording_writer (imported lazily)."""
+    if name in ("RecordingWriter", "StackAppender", "recover", "check_target"):
+        from fol.io import recording_writer
+
+        return getattr(recording_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
