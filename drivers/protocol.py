@@ -113,8 +113,11 @@ def parse_text(line: str) -> str:
 def parse_number(line: str) -> float:
     """A decimal number (``.`` separator, optional exponent); NaN/inf and locale forms refused."""
     if not _NUMBER.fullmatch(line):
-        raise BadResponse(f"not a number: {line!r}")
-    return float(line)
+        raise BadResponse(f"not a number: {line[:40]!r}")
+    value = float(line)
+    if not np.isfinite(value):  # "1e999" has the form of a number but overflows
+        raise BadResponse(f"number out of range: {line[:40]!r}")
+    return value
 
 
 def parse_count(line: str) -> int:

@@ -62,6 +62,11 @@ SAMPLE_KEYS = ("sample_id", "case_id", "operator", "description")
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 _ABSENT_JSON = ("", "null")
+#: wavenumbers beyond this (cm-1), steps below this, are not a spectrometer's axis
+MAX_WAVENUMBER = 1e6
+MIN_STEP = 1e-6
+#: intensities beyond this magnitude are not a measurement (the row is marked invalid)
+MAX_INTENSITY = 1e30
 #: the longest axis accepted (points); longer is a corrupt or hostile file
 MAX_POINTS = 1 << 20
 #: the longest JSON text accepted per row (characters) and the deepest nesting
@@ -232,6 +237,10 @@ def axis_problem(x: np.ndarray) -> str | None:
     if not (np.all(d > 0) or np.all(d < 0)):
         kind = "repeated" if np.any(d == 0) else "non-monotonic"
         return f"wavenumber axis is {kind} (must be strictly increasing or strictly decreasing)"
+    if np.abs(x).max() > MAX_WAVENUMBER:
+        return f"wavenumber axis reaches {np.abs(x).max():.3g} cm-1 (beyond +-{MAX_WAVENUMBER:g}: not wavenumbers)"
+    if np.abs(d).min() < MIN_STEP:
+        return f"wavenumber steps as small as {np.abs(d).min():.3g} cm-1 (below {MIN_STEP:g}: not a spectrum axis)"
     return None
 
 
@@ -547,6 +556,11 @@ class Recording:
         if device_errors:
             metadata["device_errors"] = device_errors
         batch = SpectrumBatch(data["wavenumber"][()], rows, info.technique, info.unit, metadata)
+        with np.errstate(invalid="ignore"):
+            peak = np.nanmax(np.abs(np.where(np.isfinite(batch.intensity), batch.intensity, 0.0)), axis=1)
+        for i in np.flatnonzero(peak > MAX_INTENSITY):
+            batch.invalid.setdefault(int(i), f"intensities reach {peak[i]:.3g} (beyond +-{MAX_INTENSITY:g}: "
+                                             "not a measurement)")
         return EntryChunk(info, start, batch, self._rows(group, "sample/expected", sel, True),
                           self._rows(group, "results/result", sel, False), device_errors)
 

@@ -436,3 +436,73 @@ def test_settings_outside_the_page_ranges_are_refused_before_sending():
 def test_quality_flags_from_device_errors():
     assert quality_flags([[203, "x"], [202, "y"], [-113, "z"]]) == ["detector_warm", "saturated"]
     assert quality_flags([]) == []
+
+
+# ----------------------------------------------------------------------------- malformed input from the line
+# Each broken answer repeats for ever: the exchange must end in a DeviceError naming the port, one line, within a
+# bounded (fake) time; never another exception, never a wrong value.
+
+BROKEN_LINES = {
+    "empty line": b"\n",
+    "not ASCII": b"\xff\xfe\x00\n",
+    "no line end (5000 bytes)": b"1" * 5000,
+    "NaN": b"nan\n",
+    "inf": b"inf\n",
+    "overflowing exponent": b"1e999\n",
+    "hex": b"0x10\n",
+    "decimal comma": b"1,5\n",
+    "two answers at once": b"100\n100\n",
+    "truncated (no LF)": b"10",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_LINES))
+def test_broken_line_answers_end_in_one_clear_error(case):
+    p, t, clock = make({"CONF:INT?": [BROKEN_LINES[case]]}, chunk=64)
+    start = clock.t
+    with pytest.raises(DeviceError) as e:
+        p.query_stable("CONF:INT?", parse_number)
+    message = str(e.value)
+    assert message.startswith("port fake0: ") and "\n" not in message and len(message) < 400, message
+    assert clock.t - start < 40 * (TIMEOUT + p.quiet_s)
+
+
+def _blocks():
+    full = block(PAYLOAD)
+    out = {f"truncated at {k} bytes": full[:k] for k in (1, 2, 3, 6, len(full) // 2, len(full) - 1)}
+    out.update({
+        "huge declared length": b"#9999999999" + PAYLOAD + b"\n",
+        "length field of 9 digits, tiny payload": b"#9000000016" + PAYLOAD[:16] + b"\n",
+        "5000 junk bytes before the header": b"\x00" * 5000 + full,
+        "header digit count not a digit": b"#x0064" + PAYLOAD + b"\n",
+        "payload not a whole number of floats": b"#15abcde\n",
+        "two blocks at once": full + full,
+        "indefinite-length block": b"#0" + PAYLOAD + b"\n",
+    })
+    return out
+
+
+BROKEN_BLOCKS = _blocks()
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_BLOCKS))
+def test_broken_blocks_end_in_one_clear_error(case):
+    p, t, clock = make({"FETC:SPEC?": [BROKEN_BLOCKS[case]], "FETC:CRC?": [crc_line(PAYLOAD)]}, chunk=4096)
+    start = clock.t
+    with pytest.raises(DeviceError) as e:
+        p.query_block("FETC:SPEC?")
+    message = str(e.value)
+    assert message.startswith("port fake0: ") and "\n" not in message and len(message) < 400, message
+    assert clock.t - start < 40 * (TIMEOUT + p.quiet_s)
+
+
+@pytest.mark.parametrize("values, problem", [
+    (np.r_[np.linspace(200, 1800, 255), np.nan], "not finite and strictly increasing"),
+    (np.r_[np.linspace(200, 1800, 255), np.inf], "not finite and strictly increasing"),
+    (np.linspace(1800, 200, 256), "not finite and strictly increasing"),
+])
+def test_axis_blocks_with_nan_inf_or_wrong_order_are_refused(values, problem):
+    axis = values.astype("<f4").tobytes()
+    analyzer, _, _ = _wired(tamper={("SENS:AXIS?", 1): block(axis), ("FETC:CRC?", 1): crc_line(axis)})
+    with pytest.raises(DeviceError, match=problem):
+        analyzer.acquire()
