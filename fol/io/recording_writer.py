@@ -158,7 +158,10 @@ class _Journal:
 
     def lock(self, timeout: float | None) -> bool:
         """Take the lock (create the directory if needed); False if ``timeout`` passed (0: do not wait)."""
-        os.makedirs(self.dir, exist_ok=True)
+        try:
+            os.mkdir(self.dir)  # never its parents: a recording in a missing directory is an error
+        except FileExistsError:
+            pass
         fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         end = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -198,8 +201,8 @@ class _Journal:
     def size(self) -> int:
         return sum(os.path.getsize(p) for _, p in self.records() if os.path.exists(p))
 
-    def write(self, seq: int, kind: str, build: Callable[[h5py.File], None]) -> None:
-        """One record: built in a temporary file, fsync'ed, atomically renamed to ``seq``."""
+    def write(self, seq: int, kind: str, build: Callable[[h5py.File], None]) -> int:
+        """One record: built in a temporary file, fsync'ed, atomically renamed to ``seq``; returns its size."""
         final = os.path.join(self.dir, f"{seq:08d}.h5")
         tmp = final + f".{os.getpid()}.tmp"
         try:
@@ -208,9 +211,11 @@ class _Journal:
                 build(f)
             if self.durable:
                 _fsync_path(tmp)
+            size = os.path.getsize(tmp)
             os.replace(tmp, final)
             if self.durable:
                 _fsync_path(self.dir, directory=True)
+            return size
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -373,6 +378,9 @@ class RecordingWriter:
         self._journal = _Journal(self.path, durable)
         try:
             locked = self._journal.lock(lock_timeout)
+        except FileNotFoundError:
+            raise FormatError(f"{self.path}: cannot open for writing (no directory "
+                              f"{os.path.dirname(os.path.abspath(self.path))!r})") from None
         except OSError as e:
             raise FormatError(f"{self.path}: cannot open for writing ({e.strerror or e})") from None
         if not locked:
@@ -382,6 +390,7 @@ class RecordingWriter:
         try:
             self._open(mode)
         except BaseException:
+            self._journal.remove_if_empty()  # leave nothing behind beside a file we refused
             self._journal.unlock()
             raise
 
@@ -433,6 +442,7 @@ class RecordingWriter:
                                   default=-1)
         self._last_time: datetime | None = None
         self._file: h5py.File | None = None  # the journal record being built
+        self._pending = [0, 0]  # records and bytes in the journal since the last assembly
 
     def __enter__(self) -> "RecordingWriter":
         return self
@@ -466,20 +476,20 @@ class RecordingWriter:
                 self._file = None
 
         try:
-            self._journal.write(self._seq, kind, fill)
+            size = self._journal.write(self._seq, kind, fill)
         except OSError as e:
             self._seq -= 1
             raise FormatError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        self._pending[0] += 1
+        self._pending[1] += size
         self._maybe_assemble()
 
     def _maybe_assemble(self) -> None:
-        records = self._journal.records()
-        if len(records) >= ASSEMBLE_RECORDS:
+        records, size = self._pending
+        main = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        if records >= ASSEMBLE_RECORDS or (size >= ASSEMBLE_BYTES and size >= main):
             self._journal.assemble()
-            return
-        size = self._journal.size()
-        if size >= ASSEMBLE_BYTES and size >= (os.path.getsize(self.path) if os.path.exists(self.path) else 0):
-            self._journal.assemble()
+            self._pending = [0, 0]
 
     # -- entry skeleton
 

@@ -168,3 +168,14 @@ def test_cli_reads_the_intact_entries_of_a_damaged_recording(tmp_path):
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["entry"] == "e05"
     assert "damaged: 2 entries cannot be read" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_refused_targets_leave_nothing_behind(tmp_path):
+    other = tmp_path / "lib.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["format"] = "fol-library"
+    with pytest.raises(FormatError, match="not a fol recording"):
+        RecordingWriter(other, "a")
+    with pytest.raises(FormatError, match="cannot open for writing \\(no directory"):
+        RecordingWriter(tmp_path / "nodir" / "r.h5", "a")
+    assert sorted(os.listdir(tmp_path)) == ["lib.h5"]
