@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -315,3 +316,37 @@ def test_progress_and_retries_are_shown_on_a_terminal(shipped, tmp_path):
         assert f"fol: port {server.url}: no complete answer to" in shown and "resyncing and asking again" in shown
     run = fol("identify", "--file", str(tmp_path / "none.h5"))  # not a terminal: no noise
     assert run.stderr.count("\n") == 1
+
+
+def test_a_stale_done_through_the_real_executables_never_reports_the_previous_sample(tmp_path):
+    """The issue's reproduction end to end: fentanyl measured, the sample changed to caffeine, a stale DONE."""
+    import tty
+
+    link = tmp_path / "fol-analyzer"
+    server = subprocess.Popen([sys.executable, "-m", "fol", "simulate", "serve", "--link", str(link), "--sample",
+                               "fentanyl", "--seed", "3", "--faults", "stale_done=0.7", "--timeout", "100"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f"serving on {link}" in server.stdout.readline()
+        first = fol("identify", "--port", str(link), "--integration", "300", "--averages", "1", "--json",
+                    timeout=90)
+        if first.returncode == 0:
+            assert json.loads(first.stdout)["alarm"] is True
+        fd = os.open(link, os.O_RDWR | os.O_NOCTTY)  # the bench officer swaps the sample
+        tty.setraw(fd)
+        os.write(fd, b'SIM:SAMP "caffeine"\n')
+        os.close(fd)
+        verdicts = []
+        for _ in range(3):
+            run = fol("identify", "--port", str(link), "--integration", "300", "--averages", "1", "--json",
+                      timeout=90)
+            assert "Traceback" not in run.stderr
+            if run.returncode == 0:
+                verdicts.append(json.loads(run.stdout))
+            else:
+                assert run.stderr.startswith(f"fol: error: port {link}: ") and run.stderr.count("\n") == 1
+        assert verdicts, "no acquisition got through"
+        assert all(not v["alarm"] and "fentanyl" not in {c["name"] for c in v["components"]} for v in verdicts)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
