@@ -32,20 +32,18 @@ ignore them): root ``creator``; entry ``default = "data"``; on stacks the NeXus
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import h5py
 import numpy as np
 
-from fol import __version__
 from fol.errors import FolError, FormatError
 from fol.spectrum import MIN_POINTS, TECHNIQUES, Spectrum, SpectrumBatch
 
