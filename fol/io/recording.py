@@ -428,15 +428,14 @@ class Recording:
         self.skipped: list[tuple[str, str]] = []
         #: entries whose HDF5 structures cannot be read: (name or "#index", message)
         self.damaged: list[tuple[str, str]] = []
-        size = _check_regular_file(self.path)
-        if os.path.isdir(self.path + ".journal"):
+        if os.path.isdir(self.path + ".journal") and not os.path.isdir(self.path):
             from fol.io.recording_writer import recover
 
             try:
-                recover(self.path)  # entries a killed writer left in the journal
+                recover(self.path)  # entries a killed writer left in the journal (maybe the file's first ones)
             except (OSError, RuntimeError, KeyError, ValueError, FolError) as e:
                 log.warning("%s: its journal could not be recovered: %s", self.path, _short(e))
-            size = _check_regular_file(self.path)
+        size = _check_regular_file(self.path)
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError:

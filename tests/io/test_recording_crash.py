@@ -179,3 +179,13 @@ def test_refused_targets_leave_nothing_behind(tmp_path):
     with pytest.raises(FormatError, match="cannot open for writing \\(no directory"):
         RecordingWriter(tmp_path / "nodir" / "r.h5", "a")
     assert sorted(os.listdir(tmp_path)) == ["lib.h5"]
+
+
+def test_a_new_recording_killed_before_its_first_assembly_is_recovered(tmp_path):
+    path = str(tmp_path / "new.h5")
+    w = RecordingWriter(path, "a")
+    w.add_spectrum(Spectrum(AXIS, AXIS / 10, "raman", "counts", {}), name="only")
+    w._journal.unlock()  # killed: the file itself was never written
+    assert not os.path.exists(path)
+    with Recording(path) as rec:
+        assert [e.name for e in rec.entries] == ["only"]
