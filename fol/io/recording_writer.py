@@ -247,6 +247,12 @@ class _Journal:
             if name.endswith(".tmp"):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.dir, name))
+        folder = os.path.dirname(os.path.abspath(self.main))
+        base = os.path.basename(self.main)
+        for name in os.listdir(folder):  # copies a killed assembly left (we hold the lock: nobody else assembles)
+            if name.startswith((base + ".assembling.", base + ".new.")) and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
         if not records:
             return 0
         tmp = self.main + f".assembling.{os.getpid()}.tmp"

@@ -79,6 +79,8 @@ def campaign(tmp_path, kills: int, seed: int) -> dict:
         start += 1  # the entry being written when killed may or may not be there: never reuse its name
         if i % 5 == 4 or i == kills - 1:
             _check(path, done, results, rows)
+            leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+            assert not leftovers, leftovers  # the reader's recovery cleaned what the kill left
     return {"kills": kills, "entries": len(done), "results": len(results), "stacks": len(rows)}
 
 
