@@ -2,7 +2,10 @@
 
 ``open_source(uri, **options)`` returns a source, a context manager with
 ``describe() -> dict`` (device metadata) and
-``acquire(*, integration_ms=None, averages=None, laser_mw=None) -> Spectrum``.
+``acquire(*, integration_ms=None, averages=None, laser_mw=None) -> Spectrum`` and
+``close()``. Settings not given take the technique's documented defaults (device
+sources set every setting on every acquisition). After ``close()`` every method raises
+``DeviceError`` naming the source; closing twice is harmless.
 
 URIs:
 
@@ -10,7 +13,9 @@ URIs:
   (a pty), ``socket://127.0.0.1:5025``, ``rfc2217://host:port``, ``loop://``: the real
   driver (docs/driver.md). Options: ``baudrate`` (115200), ``timeout`` (2 s per read),
   ``retries`` (3 re-queries of a garbled answer or block), ``acquire_retries`` (2),
-  ``completion_margin_s`` (10 s beyond integration x averages);
+  ``completion_margin_s`` (10 s beyond integration x averages), ``progress`` (a callable
+  receiving ``AcquisitionEvent`` and ``ProtocolEvent`` objects: integration progress,
+  retries on a faulty line);
 * ``sim:SPEC`` -- an in-process simulated analyzer on a fresh pty, measuring the sample
   ``SPEC`` (``"fentanyl:0.05,mannitol:0.95"``, ``"blank"``, a name), reached through
   the same real driver. Options: ``technique`` ("raman"), ``seed``, ``faults`` (a fault
@@ -30,13 +35,13 @@ import shutil
 import tempfile
 import weakref
 
-from fol.errors import UsageError
+from fol.errors import DeviceError, UsageError
 
 from drivers.device import Analyzer
 from drivers.protocol import Protocol
 from drivers.transport import DEFAULT_BAUDRATE, Transport
 
-SERIAL_OPTIONS = ("baudrate", "timeout", "retries", "acquire_retries", "completion_margin_s")
+SERIAL_OPTIONS = ("baudrate", "timeout", "retries", "acquire_retries", "completion_margin_s", "progress")
 SIM_OPTIONS = ("technique", "seed", "faults", "library", "refset", "time_scale")
 
 
@@ -44,24 +49,32 @@ class DeviceSource:
     """An analyzer reached through pyserial (a device path or URL)."""
 
     def __init__(self, url: str, *, baudrate: int = DEFAULT_BAUDRATE, timeout: float = 2.0, retries: int = 3,
-                 acquire_retries: int = 2, completion_margin_s: float = 10.0):
+                 acquire_retries: int = 2, completion_margin_s: float = 10.0, progress=None):
         self.port = str(url)
+        self._closed = False
         self._transport = Transport(self.port, baudrate=baudrate, timeout=timeout)
         try:
-            protocol = Protocol(self._transport, timeout=timeout, retries=retries)
+            protocol = Protocol(self._transport, timeout=timeout, retries=retries, notify=progress)
             self.analyzer = Analyzer(protocol, acquire_retries=acquire_retries,
-                                     completion_margin_s=completion_margin_s)
+                                     completion_margin_s=completion_margin_s, progress=progress)
         except BaseException:
             self._transport.close()
             raise
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceError(f"port {self.port}: the source is closed")
+
     def describe(self) -> dict:
+        self._check_open()
         return self.analyzer.describe()
 
     def acquire(self, *, integration_ms=None, averages=None, laser_mw=None):
+        self._check_open()
         return self.analyzer.acquire(integration_ms=integration_ms, averages=averages, laser_mw=laser_mw)
 
     def close(self) -> None:
+        self._closed = True
         self._transport.close()
 
     def __enter__(self):
@@ -103,6 +116,10 @@ class SimulatorSource:
         self.port = self.server.url
         # stop the server and remove the link even if the caller never closes the source
         self._cleanup = weakref.finalize(self, _stop_simulator, self.server, self._dir)
+
+    @property
+    def analyzer(self):
+        return self._source.analyzer
 
     def describe(self) -> dict:
         return self._source.describe()
@@ -150,7 +167,7 @@ def open_source(uri: str, **options):
     if not uri:
         raise UsageError("no source given (a serial port, sim:SPEC or file:REC.h5)")
     if uri.startswith("file:"):
-        _check_options("file:", options, SERIAL_OPTIONS)
+        _check_options("file:", options, SERIAL_OPTIONS)  # accepted and ignored
         from drivers.hdf5 import RecordingSource
 
         return RecordingSource(*_split_file_uri(uri[len("file:"):]))

@@ -30,6 +30,7 @@ class RecordingSource:
         except BaseException:
             self._recording.close()
             raise
+        self._closed = False
         self._infos = infos
         self._rows = ((info, i) for info in infos for i in range(info.n_rows))
         self.total = sum(info.n_rows for info in infos)
@@ -37,12 +38,14 @@ class RecordingSource:
 
     def describe(self) -> dict:
         """The first entry's instrument attributes, plus what the recording holds."""
+        self._check_open()
         first = self._infos[0]
         return {**first.instrument, "technique": first.technique, "unit": first.unit, "source": self.path,
                 "entries": [info.name for info in self._infos], "spectra": self.total, "replayed": self.replayed}
 
     def acquire(self, *, integration_ms=None, averages=None, laser_mw=None) -> Spectrum:
         """The next spectrum (settings are ignored: see the module docstring)."""
+        self._check_open()
         nxt = next(self._rows, None)
         if nxt is None:
             raise DeviceError(f"{self.path}: all {self.total} spectra of the recording have been replayed")
@@ -56,7 +59,12 @@ class RecordingSource:
         metadata = {**s.metadata, "index": i, "flags": quality_flags(chunk.device_errors)}
         return Spectrum(s.wavenumber, s.intensity, s.technique, s.unit, metadata)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceError(f"{self.path}: the source is closed")
+
     def close(self) -> None:
+        self._closed = True
         self._recording.close()
 
     def __enter__(self) -> "RecordingSource":

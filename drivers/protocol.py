@@ -14,12 +14,26 @@ This layer turns a byte transport into checked answers:
   block or a malformed header re-issues the block query, up to ``retries`` times;
   a block that never passes is discarded and a ``DeviceError`` raised.
 * **Garbled lines.** A line that is not printable ASCII or does not parse as the
-  expected answer is re-queried (up to ``retries`` times). ASCII answers carry no
-  checksum, so values that matter are read with :meth:`Protocol.query_stable`:
-  the query is repeated until two consecutive answers agree.
+  expected answer is re-queried (up to ``retries`` times), after the line has gone
+  quiet (the rest of a garbled frame must not become the next answer).
+* **Late, doubled and stale answers.** ASCII answers carry no sequence number, so an
+  answer that arrives late would be taken for the answer to the next question. Every
+  sign that the stream may be shifted is an *anomaly* (counted in ``anomalies``): a
+  timeout, a resync, a garbled answer, bytes already waiting when a question is sent
+  (*strays*), more than one answer to one question, a short or corrupt block. After a
+  timeout or a garbled answer the host **drains** the line (reads until it stays quiet
+  for ``quiet_s``) before it asks again. Values that matter are read with
+  :meth:`Protocol.read_confirmed`: the whole set of questions is asked in passes, each
+  pass followed by a short settle check (nothing more may arrive), and a set is only
+  accepted when two consecutive passes had no anomaly and agree. A shifted answer
+  always leaves an anomaly behind (the displaced answer arrives somewhere), so it
+  cannot pass two clean passes.
 * **Error queue.** :meth:`Protocol.drain_errors` pops ``SYST:ERR?`` until
   ``0,"No error"`` and says whether the report is complete (an entry lost to a
-  timeout or garbled on the line cannot be asked for again).
+  timeout, garbled, or a stray on the line cannot be asked for again).
+* **Progress.** ``notify(event)`` (optional) is called with a ``ProtocolEvent`` for
+  every timeout, resync, drain and re-query, so a user interface can show that the
+  line is faulty while the host is still trying.
 
 Every wait is bounded, so an exchange never hangs: a silent device costs at most
 two timeouts before the ``DeviceError``.
@@ -99,8 +113,11 @@ def parse_text(line: str) -> str:
 def parse_number(line: str) -> float:
     """A decimal number (``.`` separator, optional exponent); NaN/inf and locale forms refused."""
     if not _NUMBER.fullmatch(line):
-        raise BadResponse(f"not a number: {line!r}")
-    return float(line)
+        raise BadResponse(f"not a number: {line[:40]!r}")
+    value = float(line)
+    if not np.isfinite(value):  # "1e999" has the form of a number but overflows
+        raise BadResponse(f"number out of range: {line[:40]!r}")
+    return value
 
 
 def parse_count(line: str) -> int:
@@ -159,6 +176,19 @@ def decode_floats(payload: bytes) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class ProtocolEvent:
+    """Something the host did to survive the line: ``kind`` is timeout, resync, requery, drain or stray."""
+
+    kind: str
+    port: str
+    command: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"port {self.port}: {self.detail}"
+
+
+@dataclass(frozen=True)
 class ErrorReport:
     """Errors popped from the queue; ``complete`` is False if any may have been lost."""
 
@@ -179,7 +209,8 @@ class Protocol:
     """
 
     def __init__(self, transport, *, timeout: float = 2.0, retries: int = 3,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, quiet_s: float | None = None, settle_s: float = 0.03,
+                 notify: Callable[[ProtocolEvent], None] | None = None):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if retries < 0:
@@ -187,9 +218,16 @@ class Protocol:
         self.transport = transport
         self.timeout = float(timeout)
         self.retries = int(retries)
+        #: how long the line must stay silent before a drain ends (default: the read timeout, at most 1 s)
+        self.quiet_s = min(self.timeout, 1.0) if quiet_s is None else float(quiet_s)
+        #: how long a pass of confirmed reads waits for a late extra answer
+        self.settle_s = float(settle_s)
+        self.notify = notify
         self._clock = clock
         self._buf = bytearray()
         self.counters: Counter = Counter()
+        #: every sign that answers may have been shifted (see the module docstring)
+        self.anomalies = 0
 
     @property
     def port(self) -> str:
@@ -207,15 +245,70 @@ class Protocol:
         data = line.encode("ascii") + b"\n"
         if len(data) > MAX_COMMAND:
             raise ValueError(f"command longer than {MAX_COMMAND} bytes: {line[:40]!r}...")
+        if self._buf or self._waiting():
+            self._anomaly("strays", line, "bytes were waiting before the question (a late or doubled answer)")
         self._buf.clear()
         self.transport.reset_input_buffer()
         self.transport.write(data)
 
-    def resync(self) -> None:
-        """The page's recovery after a timeout: a bare LF (ends any partial command), then ``*CLS``."""
-        self.counters["resyncs"] += 1
+    def _waiting(self) -> int:
+        pending = getattr(self.transport, "pending", None)
+        return int(pending()) if pending is not None else 0
+
+    def _anomaly(self, kind: str, command: str, detail: str) -> None:
+        self.counters[kind] += 1
+        self.anomalies += 1
+        if self.notify is not None:
+            self.notify(ProtocolEvent(kind, self.port, command, detail))
+
+    def drain(self, quiet: float | None = None, command: str = "") -> int:
+        """Read and discard until nothing arrives for ``quiet`` s; returns the bytes discarded.
+
+        A line that keeps sending for more than four timeouts is an error (a device
+        streaming garbage cannot be talked to).
+        """
+        quiet = self.quiet_s if quiet is None else quiet
+        self._buf.clear()
+        end = self._clock() + 4 * self.timeout + quiet
+        discarded = 0
+        while True:
+            chunk = self.transport.read_some(65536, quiet)
+            if not chunk:
+                break
+            discarded += len(chunk)
+            if self._clock() > end:
+                raise DeviceError(f"port {self.port}: the analyzer keeps sending ({discarded} bytes without a pause "
+                                  f"of {quiet:g} s after {command or 'a question'}): not a protocol answer")
+        if discarded:
+            self.counters["drained_bytes"] += discarded
+            if self.notify is not None:
+                self.notify(ProtocolEvent("drain", self.port, command, f"discarded {discarded} late bytes"))
+        return discarded
+
+    def settle(self, command: str = "") -> bool:
+        """Wait ``settle_s`` and check that nothing more arrived (True: the line is quiet)."""
+        if self._buf or self._waiting():
+            self._anomaly("strays", command, "more bytes followed the answer")
+            self.drain(command=command)
+            return False
+        extra = self.transport.read_some(4096, self.settle_s) if self.settle_s > 0 else b""
+        if extra or self._waiting():
+            self._anomaly("strays", command, "more bytes followed the answer")
+            self.drain(command=command)
+            return False
+        return True
+
+    def resync(self, command: str = "") -> None:
+        """The page's recovery after a timeout: a bare LF (ends any partial command), ``*CLS``, then a drain.
+
+        The drain waits until the line has been quiet for ``quiet_s``, so an answer
+        that was merely late is discarded instead of being taken for the next one.
+        """
+        self._anomaly("resyncs", command, f"no complete answer to {command or 'a question'} within "
+                                          f"{self.timeout:g} s; resyncing and asking again")
         self._buf.clear()
         self.transport.write(b"\n*CLS\n")
+        self.drain(command=command)
 
     def _fill(self, deadline: float, limit: int = 4096) -> None:
         left = deadline - self._clock()
@@ -233,6 +326,8 @@ class Protocol:
         del self._buf[: end + 1]
         if any(b < 0x20 or b > 0x7E for b in raw):
             raise BadResponse(f"answer is not printable ASCII: {raw[:40]!r}")
+        if self._buf:
+            raise BadResponse(f"more than one answer arrived ({raw[:20]!r}, then {bytes(self._buf[:20])!r})")
         return raw.decode("ascii").strip()
 
     def _take(self, k: int, end: float) -> bytes:
@@ -282,16 +377,24 @@ class Protocol:
             last = self._take(1, end)
         if last != b"\n":
             raise BadResponse(f"block of {n} bytes is not followed by LF (got {last!r}): corrupt length field?")
+        if self._buf:
+            raise BadResponse(f"more data followed the block of {n} bytes ({bytes(self._buf[:20])!r})")
         return payload
 
     def _no_answer(self, command: str, e: _NoAnswer, retried: bool) -> None:
         """Count a timeout; resync before the one retry, or fail after it."""
         self.counters["timeouts"] += 1
         if retried:
+            self.anomalies += 1
             what = f"an incomplete answer ({e.partial[:40]!r})" if e.partial else "no answer"
             raise DeviceError(f"port {self.port}: {what} to {command} within {self.timeout:g} s "
                               "(after a resync and one retry): is the analyzer on, connected, at this baud rate?")
-        self.resync()
+        self.resync(command)
+
+    def _garbled(self, kind: str, command: str, problem: str) -> None:
+        """A garbled answer: count it, let the rest of the frame arrive and be discarded, then ask again."""
+        self._anomaly(kind, command, f"unusable answer to {command} ({problem}); asking again")
+        self.drain(min(self.quiet_s, 0.1), command)
 
     def _give_up(self, command: str, attempts: int, problem: str) -> DeviceError:
         return DeviceError(f"port {self.port}: {attempts} unusable answers to {command} (last: {problem}): "
@@ -314,25 +417,39 @@ class Protocol:
                 self._no_answer(line, e, retried)
                 retried = True
             except BadResponse as e:
-                self.counters["malformed"] += 1
+                self._garbled("malformed", line, str(e))
                 if bad >= self.retries:
                     raise self._give_up(line, bad + 1, str(e)) from None
                 bad += 1
 
     def query_stable(self, line: str, parse: Callable[[str], object] = parse_text,
-                     same: Callable[[object, object], bool] = operator.eq, attempts: int = 5):
-        """A line query repeated until two consecutive answers agree (``same``).
+                     same: Callable[[object, object], bool] = operator.eq, attempts: int = 8):
+        """One value read with :meth:`read_confirmed` (two clean passes that agree)."""
+        return self.read_confirmed({line: (line, parse, same)}, attempts)[line]
 
-        ASCII answers have no checksum: a flipped digit still parses. Two independent
-        corruptions that agree are very unlikely, so agreement is the confirmation.
+    def read_confirmed(self, questions: dict, attempts: int = 8) -> dict:
+        """``{key: value}`` for ``{key: (query, parse[, same])}``, asked in passes until two clean passes agree.
+
+        A pass is clean when no anomaly happened from its first question to the end of
+        its settle check. ASCII answers have no checksum: a flipped digit still parses,
+        and an answer may belong to an earlier question; two clean, agreeing passes are
+        the confirmation (see the module docstring). The two need not be consecutive:
+        a clean pass that agrees with any earlier clean pass confirms it.
         """
-        previous = self.query(line, parse)
-        for _ in range(attempts - 1):
-            value = self.query(line, parse)
-            if same(previous, value):
-                return value
-            previous = value
-        raise DeviceError(f"port {self.port}: {attempts} answers to {line} disagree (last {previous!r}); "
+        items = [(key, spec[0], spec[1], spec[2] if len(spec) > 2 else operator.eq) for key, spec in questions.items()]
+        clean: list[dict] = []
+        for _ in range(attempts):
+            mark = self.anomalies
+            values = {key: self.query(line, parse) for key, line, parse, _ in items}
+            self.settle(items[-1][1])
+            if self.anomalies != mark:
+                continue
+            for earlier in clean:
+                if all(same(earlier[k], values[k]) for k, _, _, same in items):
+                    return values
+            clean.append(values)
+        names = ", ".join(line for _, line, _, _ in items)
+        raise DeviceError(f"port {self.port}: no two clean, agreeing readings of {names} in {attempts} tries; "
                           "the serial line is unreliable")
 
     def query_block(self, line: str) -> bytes:
@@ -344,6 +461,7 @@ class Protocol:
         """
         retried, bad = False, 0
         while True:
+            mark = self.anomalies
             self._begin(line)
             try:
                 payload = self._block()
@@ -355,16 +473,20 @@ class Protocol:
                 problem = str(e)
                 if isinstance(e, _ShortBlock):
                     self.counters["short_blocks"] += 1
-                    self.resync()  # a read timed out: the page's recovery applies
+                    self.resync(line)  # a read timed out: the page's recovery applies
                 else:
-                    self.counters["malformed"] += 1
+                    self._garbled("malformed", line, problem)
             else:
                 crc = self.query(CRC_QUERY, parse_crc)
                 got = zlib.crc32(payload)
-                if not payload or got == crc:
+                quiet = self.settle(CRC_QUERY)
+                if not payload or (got == crc and quiet and self.anomalies == mark):
                     return payload
-                self.counters["crc_mismatches"] += 1
-                problem = f"CRC-32 of the data received 0x{got:08X}, device says 0x{crc:08X}"
+                if got != crc:
+                    self._anomaly("crc_mismatches", line, f"{line}: CRC-32 mismatch; asking again")
+                    problem = f"CRC-32 of the data received 0x{got:08X}, device says 0x{crc:08X}"
+                else:
+                    problem = "the line was not clean around the block (late or extra answers)"
             if bad >= self.retries:
                 raise DeviceError(f"port {self.port}: {line} failed its integrity check {bad + 1} times "
                                   f"(last: {problem}); the data was discarded")
@@ -379,20 +501,20 @@ class Protocol:
         the drain ends there, incomplete.
         """
         errors: list[tuple[int, str]] = []
-        complete = True
+        mark = self.anomalies
         for _ in range(limit):
             self._begin("SYST:ERR?")
             try:
                 code, message = parse_error(self._line(self._clock() + self.timeout))
             except _NoAnswer:
                 self.counters["timeouts"] += 1
-                self.resync()
+                self.resync("SYST:ERR?")
                 return ErrorReport(errors, False)
-            except BadResponse:
-                self.counters["malformed"] += 1
-                complete = False
+            except BadResponse as e:
+                self._garbled("malformed", "SYST:ERR?", str(e))
                 continue
             if code == 0:
-                return ErrorReport(errors, complete)
+                quiet = self.settle("SYST:ERR?")
+                return ErrorReport(errors, quiet and self.anomalies == mark)
             errors.append((code, message))
         return ErrorReport(errors, False)

@@ -106,6 +106,13 @@ class Transport:
         except (serial.SerialException, OSError, _TermiosError) as e:
             raise self._lost(e) from None
 
+    def pending(self) -> int:
+        """How many received bytes are waiting to be read."""
+        try:
+            return int(self._serial.in_waiting)
+        except (serial.SerialException, OSError, _TermiosError) as e:
+            raise self._lost(e) from None
+
     def reset_input_buffer(self) -> None:
         """Discard stray bytes already received."""
         try:

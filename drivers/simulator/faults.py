@@ -13,10 +13,19 @@ block, terminator included), each with its own probability, independently:
 * ``disconnect`` -- the frame is cut at a random point and the connection closed (the
   pty disappears and a new one takes its link; a TCP client is dropped);
 * ``delay`` -- the frame stops at a random point for ``delay_s`` x U(0.5, 1.5) seconds,
-  then the rest follows (a split at 0 delays the whole frame).
+  then the rest follows (a split at 0 delays the whole frame);
+* ``stale`` -- one of the last 8 frames sent comes again before this one (an old answer
+  surfacing from a buffer: the host sees an answer that belongs to an earlier question);
+* ``duplicate`` -- the frame is sent twice;
+* ``interleave`` -- one of the last 8 frames is sent in the middle of this one;
+* ``split`` -- the frame goes out in 2-4 pieces with pauses of up to ``split_s`` seconds;
+* ``truncate`` -- the frame stops at a random point and the rest is never sent.
 
 Device faults act on acquisitions: ``interlock`` -- ``INIT`` is refused with error 201;
-``warm`` -- the acquisition completes with a warm detector (error 203, more noise).
+``warm`` -- the acquisition completes with a warm detector (error 203, more noise);
+``stale_done`` -- while an acquisition runs, each ``STAT:ACQ?`` answers ``DONE`` with
+this probability, and a ``FETC:SPEC?`` before the real end then sends the *previous*
+acquisition (a firmware that reports its old buffer as new).
 """
 
 from __future__ import annotations
@@ -27,8 +36,11 @@ import numpy as np
 
 from fol.errors import UsageError
 
-WIRE_KINDS = ("drop", "corrupt", "delay", "junk", "disconnect")
-DEVICE_KINDS = ("interlock", "warm")
+WIRE_KINDS = ("drop", "corrupt", "delay", "junk", "disconnect", "stale", "duplicate", "interleave", "split",
+              "truncate")
+DEVICE_KINDS = ("interlock", "warm", "stale_done")
+#: how many earlier frames ``stale`` and ``interleave`` choose from
+HISTORY = 8
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,16 @@ class FaultSpec:
     delay: float = 0.0
     junk: float = 0.0
     disconnect: float = 0.0
+    stale: float = 0.0
+    duplicate: float = 0.0
+    interleave: float = 0.0
+    split: float = 0.0
+    truncate: float = 0.0
     interlock: float = 0.0
     warm: float = 0.0
+    stale_done: float = 0.0
     delay_s: float = 0.5
+    split_s: float = 0.05
     junk_max: int = 256
 
     def __post_init__(self):
@@ -52,6 +71,8 @@ class FaultSpec:
                 raise UsageError(f"fault probability {kind}={p:g} is outside 0..1")
         if not 0.0 <= self.delay_s <= 60.0:
             raise UsageError(f"delay_s={self.delay_s:g} is outside 0..60 seconds")
+        if not 0.0 <= self.split_s <= 60.0:
+            raise UsageError(f"split_s={self.split_s:g} is outside 0..60 seconds")
         if not 1 <= self.junk_max <= 65536:
             raise UsageError(f"junk_max={self.junk_max} is outside 1..65536 bytes")
 
@@ -68,7 +89,7 @@ class FaultSpec:
             key = key.strip().lower()
             if not sep or (key not in names and key != "all"):
                 raise UsageError(f"bad fault item {item.strip()!r}: expected KIND=PROBABILITY with KIND one of "
-                                 f"{', '.join(WIRE_KINDS + DEVICE_KINDS)}, all, delay_s, junk_max")
+                                 f"{', '.join(WIRE_KINDS + DEVICE_KINDS)}, all, delay_s, split_s, junk_max")
             try:
                 value = int(raw) if key == "junk_max" else float(raw)
             except ValueError:
@@ -94,10 +115,24 @@ class Plan:
     faults: tuple[str, ...]
 
 
-def plan(frame: bytes, spec: FaultSpec, rng: np.random.Generator) -> Plan:
-    """The faults (if any) applied to one outgoing frame; see the module docstring."""
+def plan(frame: bytes, spec: FaultSpec, rng: np.random.Generator, history=()) -> Plan:
+    """The faults (if any) applied to one outgoing frame; ``history``: frames sent before (newest last)."""
     data = bytearray(frame)
     applied = []
+    earlier = list(history)[-HISTORY:]
+    if spec.stale and earlier and rng.random() < spec.stale:
+        applied.append("stale")
+        data[:0] = earlier[int(rng.integers(0, len(earlier)))]
+    if spec.duplicate and rng.random() < spec.duplicate:
+        applied.append("duplicate")
+        data += frame
+    if spec.interleave and earlier and rng.random() < spec.interleave:
+        applied.append("interleave")
+        at = int(rng.integers(0, len(data) + 1))
+        data[at:at] = earlier[int(rng.integers(0, len(earlier)))]
+    if spec.truncate and len(data) > 1 and rng.random() < spec.truncate:
+        applied.append("truncate")
+        del data[int(rng.integers(1, len(data))):]
     if spec.drop and rng.random() < spec.drop:
         applied.append("drop")
         if rng.random() < 0.5 or len(data) <= 1:
@@ -121,4 +156,13 @@ def plan(frame: bytes, spec: FaultSpec, rng: np.random.Generator) -> Plan:
         applied.append("delay")
         split = int(rng.integers(0, len(data) + 1))
         chunks = ((0.0, bytes(data[:split])), (spec.delay_s * float(rng.uniform(0.5, 1.5)), bytes(data[split:])))
+    if spec.split and len(data) > 1 and rng.random() < spec.split:
+        applied.append("split")
+        pieces = []
+        for pause, part in chunks:
+            cuts = sorted(int(c) for c in rng.integers(0, len(part) + 1, size=int(rng.integers(1, 4))))
+            bounds = [0, *cuts, len(part)]
+            pieces.append((pause, part[bounds[0]:bounds[1]]))
+            pieces += [(spec.split_s * float(rng.random()), part[a:b]) for a, b in zip(bounds[1:], bounds[2:])]
+        chunks = tuple(pieces)
     return Plan(chunks, disconnect, tuple(applied))

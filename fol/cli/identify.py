@@ -14,8 +14,18 @@ Sources (exactly one):
   --port URL        an analyzer: /dev/ttyUSB0, a pty path, socket://HOST:PORT, rfc2217://...
   --simulate SPEC   a simulated analyzer on a pty, e.g. "fentanyl:0.2,mannitol:0.8"
 
-With --record OUT.h5 the raw spectrum and device metadata are written first, then the
-result, before anything is printed: nothing acquired is lost if analysis fails.
+Every acquisition sets every analyzer setting: the --integration/--averages/--laser
+given, and the documented defaults of the technique for the others (Raman 100 ms x 5
+scans at 100 mW, FTIR 50 ms x 16 scans; docs/driver.md), never what an earlier session
+left on the device. The settings used are printed with the verdict.
+
+With --record OUT.h5 the target is checked before acquiring (it must be a fol recording
+or a new file in a writable directory). The raw spectrum and device metadata are
+written first, then the result, before anything is printed: nothing acquired is lost
+if analysis fails. If writing fails after acquiring, the verdict is still shown and the
+spectrum is saved to a fallback recording named in the error (exit code 1).
+
+On a terminal, stderr shows the acquisition's progress and every retry on a faulty line.
 """
 
 
@@ -46,7 +56,41 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _acquire(args, library):
+#: how long to wait for another process writing the --record file before saving elsewhere
+LOCK_WAIT_S = 3.0
+
+
+class _Progress:
+    """Shows driver events on stderr when it is a terminal: a rewritten progress line, retries as lines."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._open_line = False
+
+    def __call__(self, event) -> None:
+        if not self.live:
+            return
+        phase = getattr(event, "phase", None)
+        if phase == "integrating":
+            self.stream.write(f"\racquiring: {event.elapsed_s:4.1f} of {event.expected_s:.1f} s \x1b[K")
+            self._open_line = True
+        elif phase in ("configuring", "reading"):
+            self.stream.write(f"\r{event.detail} \x1b[K")
+            self._open_line = True
+        else:  # a retry, a resync, a re-query on a faulty line: keep it on screen
+            self.end()
+            self.stream.write(f"fol: {event}\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self._open_line:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._open_line = False
+
+
+def _acquire(args, library, progress=None):
     """(spectrum, source, entry name) from the chosen source."""
     if args.file:
         from fol.io.formats import read_spectrum_entry  # recordings and every single-spectrum format
@@ -56,15 +100,77 @@ def _acquire(args, library):
     from drivers import open_source
 
     uri = args.port if args.port else f"sim:{args.simulate}"
-    options = dict(baudrate=args.baud, timeout=args.timeout)
+    options = dict(baudrate=args.baud, timeout=args.timeout, progress=progress)
     if args.simulate:  # the simulated analyzer measures the same library's reference spectra
         from drivers.simulator import ReferenceSet
 
         options.update(seed=args.seed, refset=ReferenceSet.from_library(library.section(args.technique)))
-    with open_source(uri, **options) as source:
-        spectrum = source.acquire(integration_ms=args.integration, averages=args.averages, laser_mw=args.laser)
+    try:
+        with open_source(uri, **options) as source:
+            spectrum = source.acquire(integration_ms=args.integration, averages=args.averages, laser_mw=args.laser)
+    finally:
+        if progress is not None:
+            progress.end()
     where = args.port or "simulator"
     return spectrum, where, spectrum.metadata.get("acquisition_id") or spectrum.metadata.get("acquired_utc", "acquisition")
+
+
+def _fallback_path(record: str) -> str:
+    """Where to save a spectrum that could not be recorded to ``record``: beside it, or here, or in /tmp."""
+    import os
+    import tempfile
+    from datetime import datetime, timezone
+
+    stem = os.path.splitext(os.path.basename(record))[0] or "recording"
+    name = f"{stem}.unsaved-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.h5"
+    for directory in (os.path.dirname(os.path.abspath(record)), os.getcwd(), tempfile.gettempdir()):
+        if os.path.isdir(directory) and os.access(directory, os.W_OK):
+            return os.path.join(directory, name)
+    return os.path.join(tempfile.gettempdir(), name)
+
+
+class _Recorder:
+    """Writes the spectrum, then its result, to --record; on failure, to a fallback file (and remembers why)."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.path = target
+        self.failure: str | None = None
+        self.entry: str | None = None
+
+    def _write(self, fn) -> None:
+        from fol.errors import FolError
+        from fol.io.recording import RecordingWriter
+
+        try:
+            with RecordingWriter(self.path, mode="a", lock_timeout=LOCK_WAIT_S) as writer:
+                fn(writer)
+            return
+        except (FolError, OSError) as e:
+            if self.path != self.target:
+                raise
+            self.failure = str(e)
+        self.path = _fallback_path(self.target)
+        with RecordingWriter(self.path, mode="w") as writer:
+            fn(writer)
+
+    def spectrum(self, spectrum) -> None:
+        def add(writer):
+            self.entry = writer.add_spectrum(spectrum)
+            self._spectrum_in = writer.path
+
+        self._write(add)
+
+    def result(self, spectrum, result, sha256: str) -> None:
+        from fol import __version__
+
+        def add(writer):
+            if writer.path != getattr(self, "_spectrum_in", None):  # now writing to the fallback: spectrum first
+                self.entry = writer.add_spectrum(spectrum)
+                self._spectrum_in = writer.path
+            writer.set_results(self.entry, [result], {"fol_version": __version__, "library_sha256": sha256})
+
+        self._write(add)
 
 
 def run(args) -> int:
@@ -72,35 +178,48 @@ def run(args) -> int:
     from fol.identification.pipeline import Identifier
 
     library = load_library(args.library, allow_unverified=args.allow_unverified)
-    spectrum, source, entry = _acquire(args, library)
-    writer = entry_name = None
     if args.record:
-        from fol.io.recording import RecordingWriter
+        from fol.io.recording_writer import check_target
 
-        writer = RecordingWriter(args.record, mode="a")
-        entry_name = writer.add_spectrum(spectrum)  # raw spectrum + metadata first: nothing is lost
-    try:
-        result = Identifier(library, k=args.top, mode=args.similarity).analyse_spectrum(
-            spectrum, source=source, entry=entry, index=args.index if args.file else 0)
-        if writer:
-            from fol import __version__
-
-            writer.set_results(entry_name, [result], {"fol_version": __version__, "library_sha256": library.sha256})
-    finally:
-        if writer:
-            writer.close()
+        check_target(args.record)  # before acquiring: a bad target must not cost the measurement
+    progress = _Progress() if not args.file else None
+    spectrum, source, entry = _acquire(args, library, progress)
+    recorder = None
+    if args.record:
+        recorder = _Recorder(args.record)
+        recorder.spectrum(spectrum)  # raw spectrum + metadata first: nothing is lost
+    result = Identifier(library, k=args.top, mode=args.similarity).analyse_spectrum(
+        spectrum, source=source, entry=entry, index=args.index if args.file else 0)
+    if recorder:
+        recorder.result(spectrum, result, library.sha256)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
     else:
-        print(format_result(result))
-        if args.record:
-            print(f"recorded as {args.record}#{entry_name}")
+        print(format_result(result, spectrum.metadata if not args.file else None))
+        if recorder and not recorder.failure:
+            print(f"recorded as {recorder.path}#{recorder.entry}")
+    if recorder and recorder.failure:
+        print(f"fol: error: could not record to {args.record} ({recorder.failure}); the spectrum and its result "
+              f"were saved to {recorder.path}#{recorder.entry}", file=sys.stderr)
+        return 1
     return 0
 
 
-def format_result(r: dict) -> str:
-    """A short human verdict: alarm banner, substance, class, score, top hits, quality."""
+def settings_line(md: dict) -> str | None:
+    """``Settings: integration 100 ms x 5 averages, laser 100 mW`` from a spectrum's metadata (None if absent)."""
+    if md.get("integration_time_ms") is None or md.get("averages") is None:
+        return None
+    text = f"Settings: integration {md['integration_time_ms']:g} ms x {md['averages']} averages"
+    if md.get("technique", "raman") == "raman" and md.get("laser_power_mw") is not None:
+        text += f", laser {md['laser_power_mw']:g} mW"
+    if md.get("detector_temperature_c") is not None:
+        text += f"; detector {md['detector_temperature_c']:g} C"
+    return text
+
+
+def format_result(r: dict, acquisition: dict | None = None) -> str:
+    """A short human verdict: alarm banner, substance, class, score, top hits, quality, settings used."""
     lines = []
     if r["alarm"]:
         lines += ["*" * 64, f"*  ALARM: {', '.join(r['alarm_classes']).upper():<53} *", "*" * 64]
@@ -123,5 +242,7 @@ def format_result(r: dict) -> str:
     q = r["quality"]
     snr = f"{q['snr']:.0f}" if isinstance(q.get("snr"), (int, float)) else "n/a"
     lines.append(f"Quality: SNR {snr}; flags: {', '.join(q.get('flags') or []) or 'none'}")
+    if acquisition is not None and (line := settings_line(acquisition)):
+        lines.append(line)
     lines.append(f"Library: {r['library']['name']} ({r['library']['sha256'][:12]})  source: {r['source']}#{r['entry']}")
     return "\n".join(lines)

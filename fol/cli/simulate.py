@@ -117,7 +117,7 @@ def run_record(args) -> int:
                     laser_mw=args.laser, snr=args.snr)
     sample_attrs = {"description": f"simulated: {args.sample}"}
     entries: list[str] = []
-    with RecordingWriter(args.out, mode="a") as writer:
+    with RecordingWriter(args.out, mode="a", durable=False) as writer:  # kill-safe; fsync is for evidence
         stack = None
         for start in range(0, args.n, CHUNK_ROWS):
             batch = simulate_batch(refset, args.sample, min(CHUNK_ROWS, args.n - start), rng, **settings)

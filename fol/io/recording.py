@@ -11,10 +11,18 @@ naming the file, the entry and the problem. Intensities, ground truth and result
 read lazily, a slice of rows at a time, so a stack of millions of spectra is streamed
 in bounded memory (``iter_chunks``).
 
-Writing (``RecordingWriter``) produces files that NeXus viewers (h5web, silx, nexpy)
-display without knowing ``fol`` and that the reader round-trips exactly. Every entry is
-flushed as soon as it is written, so a crash never loses the entries already written,
-and a result is only written after the spectrum it belongs to.
+Writing (``RecordingWriter``, in :mod:`fol.io.recording_writer`) produces files that
+NeXus viewers (h5web, silx, nexpy) display without knowing ``fol`` and that the reader
+round-trips exactly. Appending is crash-safe: every entry goes through a journal beside
+the file and the file is only ever replaced whole (docs/formats.md, "Crash safety").
+
+The reader refuses, in one line naming the file: directories and special files (a
+FIFO would block), links out of the file (external links, external raw storage,
+virtual datasets), soft-link loops, declared sizes far beyond what the file can hold,
+non-UTF-8 strings, JSON nested too deeply or too long. A *damaged* file (an entry whose
+HDF5 structures cannot be read) is not refused as a whole: the damaged entries are
+listed in ``Recording.damaged``, reported in one line (``Recording.damage_report``,
+and a ``logging`` warning), and every intact entry is read.
 
 Project additions to the format (allowed by its "writers may add" rule; readers
 ignore them): root ``creator``; entry ``default = "data"``; on stacks the NeXus
@@ -24,17 +32,18 @@ ignore them): root ``creator``; entry ``default = "data"``; on stacks the NeXus
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
+import os
+import stat
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import h5py
 import numpy as np
 
-from fol import __version__
 from fol.errors import FolError, FormatError
 from fol.spectrum import MIN_POINTS, TECHNIQUES, Spectrum, SpectrumBatch
 
@@ -51,6 +60,116 @@ SAMPLE_KEYS = ("sample_id", "case_id", "operator", "description")
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 _ABSENT_JSON = ("", "null")
+#: wavenumbers beyond this (cm-1), steps below this, are not a spectrometer's axis
+MAX_WAVENUMBER = 1e6
+MIN_STEP = 1e-6
+#: intensities beyond this magnitude are not a measurement (the row is marked invalid)
+MAX_INTENSITY = 1e30
+#: the longest axis accepted (points); longer is a corrupt or hostile file
+MAX_POINTS = 1 << 20
+#: the longest JSON text accepted per row (characters) and the deepest nesting
+MAX_JSON_CHARS = 1 << 20
+MAX_JSON_DEPTH = 64
+#: an attribute with more elements than this is not metadata
+MAX_ATTR_ELEMENTS = 4096
+#: a dataset may declare at most this many times the file's size (compression) plus 1 MiB
+MAX_EXPANSION = 1000
+
+log = logging.getLogger(__name__)
+
+
+def _short(e: BaseException) -> str:
+    """An h5py/OS error as one bounded line (h5py messages can span lines and echo buffers)."""
+    text = (getattr(e, "strerror", None) if isinstance(e, OSError) and not str(e) else None) or str(e) or type(e).__name__
+    line = " ".join(text.split())
+    return line[:200] + ("..." if len(line) > 200 else "")
+
+
+def _json_depth(obj, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``obj`` nests no deeper than ``limit`` (iterative: no recursion to overflow)."""
+    stack = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o)
+    return True
+
+
+def _loads(text: str, what: str):
+    """``json.loads`` bounded in size and depth; ValueError naming ``what``."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"{what}: JSON text of {len(text)} characters (at most {MAX_JSON_CHARS})")
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        # cheap pre-check; only deep texts pay for the exact one
+        depth = cur = 0
+        in_str = esc = False
+        for ch in text:
+            if in_str:
+                esc, in_str = (False, in_str) if esc else (ch == "\\", ch != '"')
+                continue
+            if ch == '"':
+                in_str = True
+            elif ch in "[{":
+                cur += 1
+                depth = max(depth, cur)
+            elif ch in "]}":
+                cur -= 1
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{what}: JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what}: JSON nested too deeply") from None
+
+
+class _Damaged(Exception):
+    """An object whose HDF5 structures cannot be read (bytes overwritten, a torn write)."""
+
+
+def _member(group: h5py.Group, path: str):
+    """``group[path]`` following only links inside the file; None if absent. ValueError for the rest."""
+    obj = group
+    for part in path.split("/"):
+        try:
+            link = obj.get(part, getlink=True)
+        except (KeyError, RuntimeError, OSError, ValueError) as e:
+            raise ValueError(f"{path}: unreadable link ({_short(e)})") from None
+        if link is None:
+            return None
+        if isinstance(link, h5py.ExternalLink):
+            raise ValueError(f"{path} is an external link to {link.filename!r}: refused (a recording must be "
+                             "self-contained)")
+        try:
+            obj = obj[part]
+        except (KeyError, RuntimeError, OSError, ValueError) as e:
+            if isinstance(link, h5py.SoftLink):
+                raise ValueError(f"{path}: soft link to {link.path!r} that cannot be resolved (a loop, or a dangling "
+                                 f"target) ({_short(e)})") from None
+            raise _Damaged(f"{path}: {_short(e)}") from None
+    return obj
+
+
+def _check_dataset(ds: h5py.Dataset, what: str, file_size: int) -> None:
+    """Refuse data that lives outside the file, has no dataspace, or declares far more than the file holds."""
+    try:
+        external = ds.external
+    except (RuntimeError, OSError) as e:
+        raise ValueError(f"{what}: unreadable storage layout ({_short(e)})") from None
+    if external:
+        raise ValueError(f"{what} stores its data in external file(s) {external[0][0]!r}: refused (a recording must "
+                         "be self-contained)")
+    if ds.is_virtual:
+        raise ValueError(f"{what} is a virtual dataset (data from other files): refused")
+    if ds.shape is None:
+        raise ValueError(f"{what} has a null dataspace (no data)")
+    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize)
+    if nbytes > MAX_EXPANSION * file_size + (1 << 20):
+        raise ValueError(f"{what} declares shape {ds.shape} ({nbytes / 2**30:.1f} GiB), far more than the file "
+                         f"of {file_size} bytes can hold")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -68,8 +187,19 @@ def _decode(value: Any) -> Any:
 
 
 def _attrs(obj: h5py.HLObject) -> dict:
-    """All attributes of a group/dataset except ``NX_class``, decoded."""
-    return {k: _decode(v) for k, v in obj.attrs.items() if k != "NX_class"}
+    """All attributes of a group/dataset except ``NX_class``, decoded; oversized ones refused."""
+    out = {}
+    for k in obj.attrs:
+        if k == "NX_class":
+            continue
+        shape = obj.attrs.get_id(k).shape
+        if shape and int(np.prod(shape)) > MAX_ATTR_ELEMENTS:
+            raise ValueError(f"attribute {k!r} of {obj.name} holds {int(np.prod(shape))} values: not metadata")
+        try:
+            out[k] = _decode(obj.attrs[k])
+        except (OSError, TypeError) as e:  # e.g. a null dataspace
+            raise ValueError(f"attribute {k!r} of {obj.name} cannot be read ({_short(e)})") from None
+    return out
 
 
 def _nx_class(obj: h5py.HLObject) -> str:
@@ -105,12 +235,19 @@ def axis_problem(x: np.ndarray) -> str | None:
     if not (np.all(d > 0) or np.all(d < 0)):
         kind = "repeated" if np.any(d == 0) else "non-monotonic"
         return f"wavenumber axis is {kind} (must be strictly increasing or strictly decreasing)"
+    if np.abs(x).max() > MAX_WAVENUMBER:
+        return f"wavenumber axis reaches {np.abs(x).max():.3g} cm-1 (beyond +-{MAX_WAVENUMBER:g}: not wavenumbers)"
+    if np.abs(d).min() < MIN_STEP:
+        return f"wavenumber steps as small as {np.abs(d).min():.3g} cm-1 (below {MIN_STEP:g}: not a spectrum axis)"
     return None
 
 
 def _read_strings(ds: h5py.Dataset, sel=()) -> np.ndarray | str:
     """Strings of a string dataset (variable or fixed length, bytes or UTF-8), decoded."""
-    return ds.asstr("utf-8")[sel]
+    try:
+        return ds.asstr("utf-8")[sel]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{ds.name} is not UTF-8 text (byte {e.start})") from None
 
 
 def _json_rows(texts: Iterable[str], what: str) -> list[dict | None]:
@@ -122,7 +259,7 @@ def _json_rows(texts: Iterable[str], what: str) -> list[dict | None]:
             rows.append(None)
             continue
         try:
-            obj = json.loads(text)
+            obj = _loads(text, f"{what} row {i}")
         except json.JSONDecodeError as e:
             raise ValueError(f"{what} row {i}: malformed JSON ({e.msg} at character {e.pos})") from None
         if not isinstance(obj, dict):
@@ -151,7 +288,7 @@ def canonical_expected(expected: dict, resolve) -> dict:
 def _device_errors(text: str) -> list:
     """The ``device_errors`` JSON: a list of ``[code, message]`` pairs."""
     try:
-        errors = json.loads(text) if text.strip() else []
+        errors = _loads(text, "device_errors") if text.strip() else []
     except json.JSONDecodeError as e:
         raise ValueError(f"device_errors: malformed JSON ({e.msg})") from None
     if not isinstance(errors, list) or not all(isinstance(p, list) and len(p) == 2 for p in errors):
@@ -201,18 +338,24 @@ def _string_rows_shape(ds: h5py.Dataset, info_rows: int, stacked: bool, what: st
     return None
 
 
-def _entry_info(name: str, group: h5py.Group) -> EntryInfo:
+def _entry_info(name: str, group: h5py.Group, file_size: int = 1 << 62) -> EntryInfo:
     """Validate an entry's structure and describe it; raises ValueError with the problem."""
-    data = group.get("data")
+    data = _member(group, "data")
     if not isinstance(data, h5py.Group):
         raise ValueError("no data group")
-    intensity, wavenumber = data.get("intensity"), data.get("wavenumber")
+    intensity, wavenumber = _member(group, "data/intensity"), _member(group, "data/wavenumber")
     if not isinstance(intensity, h5py.Dataset):
         raise ValueError("no data/intensity dataset")
     if not isinstance(wavenumber, h5py.Dataset):
         raise ValueError("no data/wavenumber dataset")
+    for ds, what in ((wavenumber, "data/wavenumber"), (intensity, "data/intensity")):
+        _check_dataset(ds, what, file_size)
     if wavenumber.dtype.kind not in "fiu" or intensity.dtype.kind not in "fiu":
         raise ValueError(f"wavenumber and intensity must be numeric, got {wavenumber.dtype} and {intensity.dtype}")
+    if wavenumber.ndim == 1 and wavenumber.shape[0] > MAX_POINTS:
+        raise ValueError(f"wavenumber has {wavenumber.shape[0]} points (at most {MAX_POINTS})")
+    if wavenumber.size > MAX_POINTS:
+        raise ValueError(f"wavenumber has shape {wavenumber.shape}, not a spectrum axis")
     x = np.asarray(wavenumber[()], dtype=np.float64)
     problem = axis_problem(x)
     if problem:
@@ -230,7 +373,10 @@ def _entry_info(name: str, group: h5py.Group) -> EntryInfo:
     if unit not in UNITS:
         raise ValueError(f"unknown intensity unit {unit!r} (expected one of {', '.join(UNITS)})")
 
-    instrument_group = group.get("instrument")
+    for ds, what in ((_member(group, "data/device_errors"), "data/device_errors"),):
+        if isinstance(ds, h5py.Dataset):
+            _check_dataset(ds, what, file_size)
+    instrument_group = _member(group, "instrument")
     instrument = _attrs(instrument_group) if isinstance(instrument_group, h5py.Group) else {}
     technique = str(instrument.get("technique", "")).strip().lower()
     if not technique:
@@ -238,12 +384,14 @@ def _entry_info(name: str, group: h5py.Group) -> EntryInfo:
     if technique not in TECHNIQUES:
         raise ValueError(f"unknown technique {technique!r} (expected one of {', '.join(TECHNIQUES)})")
     instrument["technique"] = technique
-    sample_group = group.get("sample")
+    sample_group = _member(group, "sample")
     sample = _attrs(sample_group) if isinstance(sample_group, h5py.Group) else {}
 
     for path, what in (("sample/expected", "sample/expected"), ("results/result", "results/result")):
-        ds = group.get(path)
+        ds = _member(group, path)
         if ds is not None:
+            if isinstance(ds, h5py.Dataset):
+                _check_dataset(ds, what, file_size)
             problem = (_string_rows_shape(ds, n_rows, stacked, what) if isinstance(ds, h5py.Dataset)
                        else f"{what} is not a dataset")
             if problem:
@@ -278,30 +426,77 @@ class Recording:
         self.path = str(path)
         self._catalogue = catalogue
         self.skipped: list[tuple[str, str]] = []
+        #: entries whose HDF5 structures cannot be read: (name or "#index", message)
+        self.damaged: list[tuple[str, str]] = []
+        if os.path.isdir(self.path + ".journal") and not os.path.isdir(self.path):
+            from fol.io.recording_writer import recover
+
+            try:
+                recover(self.path)  # entries a killed writer left in the journal (maybe the file's first ones)
+            except (OSError, RuntimeError, KeyError, ValueError, FolError) as e:
+                log.warning("%s: its journal could not be recovered: %s", self.path, _short(e))
+        size = _check_regular_file(self.path)
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError:
             raise FormatError(f"{self.path}: no such file") from None
-        except OSError as e:
-            raise FormatError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        except (OSError, RuntimeError) as e:
+            raise FormatError(f"{self.path}: not a readable HDF5 file ({_short(e)})") from None
         try:
             _check_root(self._file, self.path)
             infos = []
-            for name, group in self._file.items():
-                if isinstance(group, h5py.Group) and _nx_class(group) == "NXentry":
-                    try:
-                        infos.append(_entry_info(name, group))
-                    except ValueError as e:
-                        message = f"{self.path}, entry {name!r}: {e}"
-                        if not skip_invalid:
-                            raise FormatError(message) from None
-                        self.skipped.append((name, message))
+            for name in self._names():
+                try:
+                    group = _member(self._file, name)
+                    if not (isinstance(group, h5py.Group) and _nx_class(group) == "NXentry"):
+                        continue
+                    infos.append(_entry_info(name, group, size))
+                except ValueError as e:
+                    message = f"{self.path}, entry {name!r}: {e}"
+                    if not skip_invalid:
+                        raise FormatError(message) from None
+                    self.skipped.append((name, message))
+                except (_Damaged, RuntimeError, OSError, KeyError, TypeError) as e:
+                    self.damaged.append((name, _short(e)))
         except BaseException:
             self._file.close()
             raise
         self.skipped.sort()
         self.entries: list[EntryInfo] = sorted(infos, key=_entry_order)
         self._by_name = {e.name: e for e in self.entries}
+        if self.damaged:
+            log.warning("%s", self.damage_report)
+
+    def _names(self) -> list[str]:
+        """Names of the root's members; on a damaged root, every one that can still be read by index."""
+        try:
+            return list(self._file.keys())
+        except (RuntimeError, OSError, KeyError) as e:
+            first = _short(e)
+        names: list[str] = []
+        gid = self._file.id
+        try:
+            count = gid.get_num_objs()
+        except (RuntimeError, OSError, KeyError) as e:
+            raise FormatError(f"{self.path}: damaged beyond reading (the root group cannot be listed: "
+                              f"{_short(e)})") from None
+        for i in range(min(count, 10_000_000)):
+            try:
+                names.append(gid.get_objname_by_idx(i).decode("utf-8", "replace"))
+            except (RuntimeError, OSError, KeyError, ValueError):
+                self.damaged.append((f"#{i}", first))
+        if not names:
+            raise FormatError(f"{self.path}: damaged beyond reading ({first})")
+        return names
+
+    @property
+    def damage_report(self) -> str:
+        """One line saying which entries are damaged ('' for an intact file)."""
+        if not self.damaged:
+            return ""
+        names = ", ".join(n for n, _ in self.damaged[:5]) + (" ..." if len(self.damaged) > 5 else "")
+        return (f"{self.path}: damaged: {len(self.damaged)} entr{'y' if len(self.damaged) == 1 else 'ies'} cannot be "
+                f"read ({names}: {self.damaged[0][1]}); the {len(self.entries)} intact entries are read")
 
     def __enter__(self) -> "Recording":
         return self
@@ -342,13 +537,15 @@ class Recording:
             return self._read(info, start, stop)
         except (ValueError, FolError) as e:
             raise FormatError(f"{self.path}, entry {info.name!r}: {e}") from None
+        except (_Damaged, OSError, RuntimeError, KeyError, TypeError) as e:
+            raise FormatError(f"{self.path}, entry {info.name!r}: damaged, cannot be read ({_short(e)})") from None
 
     def _read(self, info: EntryInfo, start: int, stop: int) -> EntryChunk:
-        group = self._file[info.name]
-        data = group["data"]
+        group = _member(self._file, info.name)
+        data = _member(group, "data")
         sel = np.s_[start:stop] if info.stacked else ()
         rows = data["intensity"][sel]
-        errors_ds = data.get("device_errors")
+        errors_ds = _member(group, "data/device_errors")
         device_errors = _device_errors(_one_string(errors_ds)) if errors_ds is not None else []
         metadata = {**info.instrument, **info.sample, "entry": info.name, "source": self.path}
         if info.start_time:
@@ -356,11 +553,16 @@ class Recording:
         if device_errors:
             metadata["device_errors"] = device_errors
         batch = SpectrumBatch(data["wavenumber"][()], rows, info.technique, info.unit, metadata)
+        with np.errstate(invalid="ignore"):
+            peak = np.nanmax(np.abs(np.where(np.isfinite(batch.intensity), batch.intensity, 0.0)), axis=1)
+        for i in np.flatnonzero(peak > MAX_INTENSITY):
+            batch.invalid.setdefault(int(i), f"intensities reach {peak[i]:.3g} (beyond +-{MAX_INTENSITY:g}: "
+                                             "not a measurement)")
         return EntryChunk(info, start, batch, self._rows(group, "sample/expected", sel, True),
                           self._rows(group, "results/result", sel, False), device_errors)
 
     def _rows(self, group: h5py.Group, path: str, sel, is_expected: bool) -> list[dict | None] | None:
-        ds = group.get(path)
+        ds = _member(group, path)
         if ds is None:
             return None
         texts = _read_strings(ds, sel)
@@ -394,17 +596,39 @@ def _one_string(ds: h5py.Dataset) -> str:
     return value if isinstance(value, str) else str(value[0])
 
 
+def _check_regular_file(path: str) -> int:
+    """The size of ``path`` if it is a regular file; FormatError for a directory, FIFO, device, ..."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except OSError as e:
+        raise FormatError(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FormatError(f"{path}: is a directory, not a recording")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(
+            st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file"
+        raise FormatError(f"{path}: is {kind}, not a regular file")
+    return st.st_size
+
+
 def _check_root(f: h5py.File, path: str) -> None:
-    fmt = f.attrs.get("format")
+    try:
+        fmt = f.attrs.get("format")
+        version_raw = f.attrs.get("format_version")
+    except (OSError, RuntimeError, TypeError) as e:
+        raise FormatError(f"{path}: not a fol recording (root attributes unreadable: {_short(e)})") from None
+    if isinstance(fmt, np.ndarray) and fmt.size != 1 or isinstance(version_raw, np.ndarray) and version_raw.size != 1:
+        raise FormatError(f"{path}: not a fol recording (root attribute 'format' or 'format_version' is an array)")
     if fmt is None:
         raise FormatError(f"{path}: not a fol recording (root attribute 'format' is missing)")
     if _decode(fmt) != FORMAT:
         raise FormatError(f"{path}: not a fol recording (format is {_decode(fmt)!r}, expected {FORMAT!r})")
     version = _decode(f.attrs.get("format_version"))
-    try:
-        ok = int(version) == FORMAT_VERSION and float(version) == FORMAT_VERSION
-    except (TypeError, ValueError):
-        ok = False
+    # the page says int: a number equal to 1, never the text "1" or a boolean
+    ok = (isinstance(version, (int, float)) and not isinstance(version, bool)
+          and int(version) == FORMAT_VERSION and float(version) == FORMAT_VERSION)
     if not ok:
         raise FormatError(f"{path}: unsupported format_version {version!r} "
                           f"(this reader reads version {FORMAT_VERSION})")
@@ -430,288 +654,13 @@ def read_spectrum(path: str | Path, entry: str | None = None, index: int = 0) ->
 
 
 # ----------------------------------------------------------------------------- writing
+# (fol/io/recording_writer.py: crash-safe appending through a journal beside the file)
 
 
-def _clean_attrs(values: dict | None) -> dict:
-    """Attribute values ready for h5py: None dropped, numpy scalars unwrapped."""
-    out = {}
-    for k, v in (values or {}).items():
-        if v is None:
-            continue
-        out[str(k)] = v.item() if isinstance(v, np.generic) else v
-    return out
+def __getattr__(name: str):
+    """``RecordingWriter``, ``StackAppender`` and ``recover`` live in fol.io.recording_writer (imported lazily)."""
+    if name in ("RecordingWriter", "StackAppender", "recover", "check_target"):
+        from fol.io import recording_writer
 
-
-def _pick(metadata: dict, keys: tuple[str, ...]) -> dict:
-    return {k: metadata[k] for k in keys if metadata.get(k) is not None}
-
-
-def _json(obj) -> str:
-    return "null" if obj is None else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _result_attrs(results: list[dict]) -> dict:
-    """fol_version and library_sha256 as stated by the first result (the writer's version otherwise)."""
-    first = next((r for r in results if r), {})
-    return {"fol_version": str(first.get("fol_version") or __version__),
-            "library_sha256": str((first.get("library") or {}).get("sha256") or "")}
-
-
-class RecordingWriter:
-    """Writes a recording. Mode ``"a"`` appends (creating the file if missing), ``"w"`` truncates.
-
-    Appending to a file that exists but is not a fol recording is refused (it is never
-    overwritten). Entries get unique default names ``scan_0000``, ``scan_0001``, ...
-    Every entry is flushed to disk as soon as it is complete.
-    """
-
-    def __init__(self, path: str | Path, mode: str = "a"):
-        if mode not in ("a", "w"):
-            raise ValueError(f"mode must be 'a' or 'w', got {mode!r}")
-        self.path = str(path)
-        existed = mode == "a" and Path(self.path).exists()
-        try:
-            self._file = h5py.File(self.path, mode)
-        except OSError as e:
-            raise FormatError(f"{self.path}: cannot open for writing ({e})") from None
-        try:
-            if existed:
-                _check_root(self._file, self.path)
-            else:
-                created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                self._file.attrs.update({"format": FORMAT, "format_version": np.int64(FORMAT_VERSION),
-                                         "created": created, "NX_class": "NXroot", "creator": f"fol {__version__}"})
-                self._file.flush()
-        except BaseException:
-            self._file.close()
-            raise
-        self._next_scan = 1 + max((int(k[5:]) for k in self._file if k.startswith("scan_") and k[5:].isdigit()),
-                                  default=-1)
-        self._last_time: datetime | None = None
-
-    def __enter__(self) -> "RecordingWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._file.id.valid:
-            self._file.flush()
-            self._file.close()
-
-    # -- entry skeleton
-
-    def _new_name(self, name: str | None) -> str:
-        if name is None:
-            while f"scan_{self._next_scan:04d}" in self._file:
-                self._next_scan += 1
-            name = f"scan_{self._next_scan:04d}"
-            self._next_scan += 1
-            return name
-        name = str(name)
-        if not name or "/" in name or name in (".", ".."):
-            raise FormatError(f"{self.path}: invalid entry name {name!r}")
-        if name in self._file:
-            raise FormatError(f"{self.path}: entry {name!r} already exists")
-        return name
-
-    def _start_time(self, start_time: str | datetime | None) -> str:
-        """The given time (validated) or now, strictly after the previous default so order is stable."""
-        if isinstance(start_time, datetime):
-            return utc_stamp(start_time.replace(tzinfo=start_time.tzinfo or timezone.utc))
-        if start_time is not None:
-            try:
-                _parse_time(str(start_time))
-            except ValueError:
-                raise FormatError(f"{self.path}: start_time {start_time!r} is not an ISO 8601 time") from None
-            return str(start_time)
-        now = datetime.now(timezone.utc)
-        if self._last_time is not None and now <= self._last_time:
-            now = self._last_time + timedelta(microseconds=1)
-        self._last_time = now
-        return utc_stamp(now)
-
-    @contextlib.contextmanager
-    def _entry(self, name, start_time, technique, instrument, sample) -> Iterator[h5py.Group]:
-        """A new entry group with instrument and sample; removed again if filling it fails."""
-        name = self._new_name(name)
-        start_time = self._start_time(start_time)
-        group = self._file.create_group(name)
-        try:
-            group.attrs.update({"NX_class": "NXentry", "start_time": start_time, "default": "data"})
-            inst = group.create_group("instrument")
-            inst.attrs.update({"NX_class": "NXinstrument", **_clean_attrs(instrument), "technique": technique})
-            samp = group.create_group("sample")
-            samp.attrs.update({"NX_class": "NXsample", **_clean_attrs(sample)})
-            yield group
-        except BaseException:
-            del self._file[name]
-            raise
-        self._file.flush()
-
-    def _axis(self, wavenumber) -> np.ndarray:
-        x = np.asarray(wavenumber, dtype=np.float64)
-        problem = axis_problem(x)
-        if problem:
-            raise FormatError(f"{self.path}: {problem}")
-        return x
-
-    @staticmethod
-    def _data_group(group: h5py.Group, x: np.ndarray, stacked: bool) -> h5py.Group:
-        data = group.create_group("data")
-        data.attrs.update({"NX_class": "NXdata", "signal": "intensity",
-                           "axes": [".", "wavenumber"] if stacked else "wavenumber",
-                           "wavenumber_indices": np.int64(1 if stacked else 0)})
-        data.create_dataset("wavenumber", data=x).attrs["units"] = "1/cm"
-        return data
-
-    # -- public writers
-
-    def add_spectrum(self, spectrum: Spectrum, *, name: str | None = None, start_time: str | datetime | None = None,
-                     instrument: dict | None = None, sample: dict | None = None, expected: dict | None = None,
-                     result: dict | None = None, device_errors: list | None = None, raw_unit: str | None = None) -> str:
-        """Write one spectrum as a 1-D entry and return its name.
-
-        Instrument/sample attributes, start time and device errors default to the
-        spectrum's metadata (``acquired_utc``, ``device_errors`` and the format's
-        attribute names). ``raw_unit="transmittance"`` stores the absorbance spectrum
-        back in percent transmittance (``T = 100 * 10**-A``), the unit the instrument
-        reported; otherwise intensities are stored as they are. The spectrum is written
-        and flushed before ``result``, so a crash never leaves a result without data.
-        """
-        md = dict(spectrum.metadata)
-        unit, y = spectrum.unit, np.asarray(spectrum.intensity)
-        if raw_unit is not None and str(raw_unit).strip().lower() != unit:
-            if str(raw_unit).strip().lower() not in ("transmittance", "%t") or unit != "absorbance":
-                raise FormatError(f"{self.path}: cannot store a {unit} spectrum as {raw_unit!r}")
-            unit, y = "transmittance", 100.0 * np.power(10.0, -y)
-        errors = device_errors if device_errors is not None else md.get("device_errors")
-        with self._entry(name, start_time if start_time is not None else md.get("acquired_utc"), spectrum.technique,
-                         instrument if instrument is not None else _pick(md, INSTRUMENT_KEYS),
-                         sample if sample is not None else _pick(md, SAMPLE_KEYS)) as group:
-            data = self._data_group(group, spectrum.wavenumber, stacked=False)
-            data.create_dataset("intensity", data=y).attrs["units"] = unit
-            if errors:
-                data.create_dataset("device_errors", data=_json([list(p) for p in errors]), dtype=h5py.string_dtype())
-            if expected is not None:
-                group["sample"].create_dataset("expected", data=_json(expected), dtype=h5py.string_dtype())
-        entry = group.name.lstrip("/")
-        if result is not None:
-            self.set_results(entry, [result], _result_attrs([result]))
-        return entry
-
-    def add_stack(self, batch: SpectrumBatch, *, name: str | None = None, start_time: str | datetime | None = None,
-                  instrument: dict | None = None, sample: dict | None = None,
-                  expected: list[dict | None] | None = None, results: list[dict] | None = None) -> str:
-        """Write a SpectrumBatch as one stacked entry (``[m, n]``) and return its name."""
-        m = len(batch)
-        for what, rows in (("expected", expected), ("results", results)):
-            if rows is not None and len(rows) != m:
-                raise FormatError(f"{self.path}: {what} has {len(rows)} rows but the stack has {m}")
-        md = dict(batch.metadata)
-        with self._entry(name, start_time if start_time is not None else md.get("acquired_utc"), batch.technique,
-                         instrument if instrument is not None else _pick(md, INSTRUMENT_KEYS),
-                         sample if sample is not None else _pick(md, SAMPLE_KEYS)) as group:
-            data = self._data_group(group, batch.wavenumber, stacked=True)
-            data.create_dataset("intensity", data=np.asarray(batch.intensity),
-                                chunks=_row_chunks(m, len(batch.wavenumber))).attrs["units"] = batch.unit
-            if expected is not None:
-                group["sample"].create_dataset("expected", data=[_json(e) for e in expected], dtype=h5py.string_dtype())
-        entry = group.name.lstrip("/")
-        if results is not None:
-            self.set_results(entry, results, _result_attrs(results))
-        return entry
-
-    def create_stack(self, name: str | None, wavenumber, technique: str, unit: str, *,
-                     start_time: str | datetime | None = None, instrument: dict | None = None,
-                     sample: dict | None = None, dtype: str = "float32", chunk_rows: int = 1024) -> "StackAppender":
-        """Start a stacked entry whose rows are appended later (``StackAppender.append``).
-
-        For stacks too large to hold in memory. ``wavenumber`` may be increasing or
-        decreasing and ``unit`` any of the format's units: rows are stored as given.
-        """
-        technique = str(technique).strip().lower()
-        unit = str(unit).strip().lower()
-        if technique not in TECHNIQUES:
-            raise FormatError(f"{self.path}: unknown technique {technique!r}")
-        if unit not in UNITS:
-            raise FormatError(f"{self.path}: unknown intensity unit {unit!r}")
-        x = self._axis(wavenumber)
-        chunk_rows = max(1, int(chunk_rows))
-        with self._entry(name, start_time, technique, instrument, sample) as group:
-            data = self._data_group(group, x, stacked=True)
-            ds = data.create_dataset("intensity", shape=(0, x.size), maxshape=(None, x.size), dtype=np.dtype(dtype),
-                                     chunks=(chunk_rows, x.size))
-            ds.attrs["units"] = unit
-        return StackAppender(self, group, chunk_rows)
-
-    def set_results(self, entry: str, results: list[dict], attrs: dict) -> None:
-        """Write (or overwrite) ``results/result`` of an entry: one JSON object per row.
-
-        ``attrs`` should give ``fol_version`` and ``library_sha256``; ``created``
-        defaults to now.
-        """
-        group = self._file.get(entry)
-        if not isinstance(group, h5py.Group) or _nx_class(group) != "NXentry":
-            raise FormatError(f"{self.path}: no entry {entry!r}")
-        intensity = group["data/intensity"]
-        stacked = intensity.ndim == 2
-        m = intensity.shape[0] if stacked else 1
-        if len(results) != m:
-            raise FormatError(f"{self.path}, entry {entry!r}: {len(results)} results for {m} rows")
-        res = group.require_group("results")
-        if "result" in res:
-            del res["result"]
-        texts = [_json(r) for r in results]
-        res.create_dataset("result", data=texts if stacked else texts[0], dtype=h5py.string_dtype())
-        res.attrs.update(_clean_attrs({"created": utc_stamp(), **attrs}))
-        self._file.flush()
-
-
-def _row_chunks(m: int, n: int, target_bytes: int = 1 << 20) -> tuple[int, int] | None:
-    """HDF5 chunk shape of whole rows, about 1 MiB, so row slices read only what they need."""
-    if m < 2:
-        return None
-    return (max(1, min(m, target_bytes // (8 * n))), n)
-
-
-class StackAppender:
-    """Appends rows to a stacked entry made by ``RecordingWriter.create_stack``; flushes after each append."""
-
-    def __init__(self, writer: RecordingWriter, group: h5py.Group, chunk_rows: int):
-        self._writer = writer
-        self._group = group
-        self._intensity = group["data/intensity"]
-        self._chunk_rows = chunk_rows
-        self.name = group.name.lstrip("/")
-
-    def __len__(self) -> int:
-        return self._intensity.shape[0]
-
-    def append(self, intensity_rows, expected: list[dict | None] | None = None) -> None:
-        """Append ``[k, n]`` (or one ``[n]``) rows and, optionally, their ``k`` ground-truth objects."""
-        rows = np.asarray(intensity_rows)
-        if rows.ndim == 1:
-            rows = rows[None, :]
-        n = self._intensity.shape[1]
-        where = f"{self._writer.path}, entry {self.name!r}"
-        if rows.ndim != 2 or rows.shape[1] != n:
-            raise FormatError(f"{where}: rows of shape {rows.shape} do not fit the axis of {n} points")
-        if expected is not None and len(expected) != rows.shape[0]:
-            raise FormatError(f"{where}: {len(expected)} expected objects for {rows.shape[0]} rows")
-        old = len(self)
-        sample = self._group["sample"]
-        if expected is not None and "expected" not in sample:
-            ds = sample.create_dataset("expected", shape=(old,), maxshape=(None,), dtype=h5py.string_dtype(),
-                                       chunks=(self._chunk_rows,))
-            if old:  # rows appended before any ground truth was given have none
-                ds[:] = np.array(["null"] * old, dtype=object)
-        if "expected" in sample:
-            ds = sample["expected"]
-            ds.resize((old + rows.shape[0],))
-            texts = [_json(e) for e in expected] if expected is not None else ["null"] * rows.shape[0]
-            ds[old:] = np.array(texts, dtype=object)
-        self._intensity.resize((old + rows.shape[0], n))
-        self._intensity[old:] = rows
-        self._writer._file.flush()
+        return getattr(recording_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,7 +44,8 @@ def test_fault_spec_text_round_trip_and_errors():
     assert (spec.drop, spec.corrupt, spec.delay, spec.delay_s, spec.junk_max, spec.interlock) == (
         0.1, 0.2, 0.05, 0.4, 64, 1.0)
     assert FaultSpec.parse(str(spec)) == spec and str(FaultSpec.parse("none")) == "none"
-    assert FaultSpec.parse("all=0.01") == FaultSpec(drop=0.01, corrupt=0.01, delay=0.01, junk=0.01, disconnect=0.01)
+    assert FaultSpec.parse("all=0.01") == FaultSpec(**dict.fromkeys(WIRE_KINDS, 0.01))
+    assert FaultSpec.parse("stale_done=0.5,split_s=0.2").stale_done == 0.5
     assert FaultSpec.parse("warm=1").on_wire is False and FaultSpec.parse("junk=0.5").on_wire
     for bad, why in [("drop", "KIND=PROBABILITY"), ("flood=0.1", "KIND=PROBABILITY"), ("drop=x", "not a number"),
                      ("drop=1.5", "outside 0..1"), ("junk_max=0", "outside 1..65536")]:
@@ -106,65 +107,157 @@ def test_plans_are_reproducible_and_no_faults_change_nothing():
 
 #: per fault kind: probability per frame, and the least fraction of acquisitions that must succeed
 #: (a disconnect always ends the acquisition it hits; a delay beyond two timeouts fails its exchange)
-RATES = {"drop": (0.04, 0.8), "corrupt": (0.04, 0.8), "delay": (0.04, 0.5), "junk": (0.04, 0.9),
-         "disconnect": (0.02, 0.4)}
+RATES = {"drop": (0.04, 0.6), "corrupt": (0.04, 0.6), "delay": (0.04, 0.4), "junk": (0.04, 0.8),
+         "disconnect": (0.02, 0.3), "stale": (0.04, 0.5), "duplicate": (0.04, 0.5), "interleave": (0.04, 0.5),
+         "split": (0.1, 0.8), "truncate": (0.04, 0.5)}
 
 
-def hammer(refset, link: str, kind: str, frames: int, budget_s: float) -> Counter:
-    """Acquire until the simulator has sent ``frames`` frames with ``kind`` faults; check every outcome."""
-    probability, min_ok = RATES[kind]
-    spec = FaultSpec.parse(f"{kind}={probability},delay_s={1.5 * HOST_TIMEOUT}")
-    device = SimulatedAnalyzer(refset, sample="x:0.3,z:0.7", seed=11, faults=spec, time_scale=0.0)
+def wrong_results(s, device, serial: str) -> list[str]:
+    """How the returned spectrum differs from what the simulator measured for the last INIT (empty: right)."""
+    acq = device.last
+    md = s.metadata
+    wrong = []
+    if acq is None or not np.array_equal(s.intensity, acq.intensity.astype(np.float64)):
+        wrong.append("intensities are not the last acquisition's")
+    if not np.array_equal(s.wavenumber, device.instrument.axis):
+        wrong.append("axis")
+    if acq is not None:
+        for key, attr in (("integration_time_ms", "integration_ms"), ("averages", "averages"),
+                          ("laser_power_mw", "laser_mw")):
+            if md[key] != acq.settings[attr]:
+                wrong.append(f"{key} {md[key]} (device: {acq.settings[attr]})")
+        if md["detector_temperature_c"] != acq.temperature_c:
+            wrong.append(f"detector_temperature_c {md['detector_temperature_c']} (device: {acq.temperature_c})")
+        flags = sorted({"saturated"} if acq.saturated else set()) + (["detector_warm"] if acq.warm else [])
+        if sorted(md["flags"]) != sorted(flags):
+            wrong.append(f"flags {md['flags']} (device: {flags})")
+    ins = device.instrument
+    if (md["serial"], md["resolution_cm1"], md["excitation_wavelength_nm"], md["unit"]) != (
+            serial, ins.resolution_cm1, ins.excitation_nm, ins.unit):
+        wrong.append(f"identity/optics {md['serial']}, {md['resolution_cm1']}, {md['excitation_wavelength_nm']}, "
+                     f"{md['unit']}")
+    return wrong
+
+
+def hammer(refset, url_or_link: str, spec: FaultSpec, frames: int, budget_s: float, *, tcp: bool = False,
+           seed: int = 11) -> Counter:
+    """Acquire until the simulator has sent ``frames`` frames; count clean failures and wrong results.
+
+    Every acquisition must either return exactly what the simulator measured for the last
+    INIT, with the simulator's settings and state in its metadata, or raise the documented
+    ``DeviceError`` naming the port. ``outcomes["wrong"]`` must be zero.
+    """
+    device = SimulatedAnalyzer(refset, sample="x:0.3,z:0.7", seed=seed, faults=spec, time_scale=1.0)
     outcomes: Counter = Counter()
     deadline = time.monotonic() + budget_s
-    with AnalyzerServer(device, link=link, seed=11) as server:
+    where = {"tcp": ("127.0.0.1", 0)} if tcp else {"link": url_or_link}
+    with AnalyzerServer(device, seed=seed, **where) as server:
         source = None
         try:
             while server.stats["frames"] < frames and time.monotonic() < deadline:
                 try:
                     if source is None:
                         source = open_source(server.url, timeout=HOST_TIMEOUT)
-                    s = source.acquire(integration_ms=5, averages=1 + outcomes["ok"] % 2)
+                    s = source.acquire(integration_ms=5, averages=1 + outcomes["ok"] % 2,
+                                       laser_mw=100 + 50 * (outcomes["ok"] % 3))
                 except DeviceError as e:
                     assert str(e).startswith(f"port {server.url}: "), e
                     outcomes["error"] += 1
                     outcomes["disconnected" if "disconnected" in str(e) else "other error"] += 1
-                    if source is not None and "disconnected" in str(e):
+                    if source is not None and ("disconnected" in str(e) or tcp):
                         source.close()
                         source = None
                     continue
-                acq = device.last  # what the simulator measured for this INIT
-                assert np.array_equal(s.intensity, acq.intensity.astype(np.float64)), "corrupted spectrum returned"
-                assert np.array_equal(s.wavenumber, device.instrument.axis)
-                md = s.metadata
-                assert (md["integration_time_ms"], md["averages"], md["laser_power_mw"]) == (
-                    acq.settings["integration_ms"], acq.settings["averages"], acq.settings["laser_mw"])
-                assert md["detector_temperature_c"] == acq.temperature_c and md["flags"] == []
-                assert (md["serial"], md["resolution_cm1"], md["unit"]) == ("SIM00011", 8.0, "counts")
-                outcomes["ok"] += 1
+                wrong = wrong_results(s, device, f"SIM{seed:05d}")
+                if wrong:
+                    outcomes["wrong"] += 1
+                    print("WRONG:", "; ".join(wrong))
+                else:
+                    outcomes["ok"] += 1
         finally:
             if source is not None:
                 source.close()
     assert server.failure is None
+    outcomes["frames"] = server.stats["frames"]
+    outcomes.update({f"fault {k}": v for k, v in server.stats.items() if k in WIRE_KINDS})
+    outcomes.update({f"fault {k}": v for k, v in device.stats.items()})
     assert server.stats["frames"] >= frames, f"only {server.stats['frames']} frames in {budget_s} s: {outcomes}"
-    assert server.stats[kind] > 0, "the fault never fired: the test proved nothing"
-    assert outcomes["ok"] >= min_ok * (outcomes["ok"] + outcomes["error"]), outcomes
-    outcomes["frames"], outcomes["faults"] = server.stats["frames"], server.stats[kind]
+    return outcomes
+
+
+def check(outcomes: Counter, kinds, min_ok: float) -> None:
+    assert outcomes["wrong"] == 0, f"wrong results returned: {dict(outcomes)}"
+    assert all(outcomes[f"fault {k}"] > 0 for k in kinds), f"a fault never fired, the test proved nothing: {outcomes}"
+    assert outcomes["ok"] >= min_ok * (outcomes["ok"] + outcomes["error"] + outcomes["wrong"]), dict(outcomes)
+
+
+def one_kind(refset, link, kind, frames, budget_s):
+    probability, min_ok = RATES[kind]
+    spec = FaultSpec.parse(f"{kind}={probability},delay_s={1.5 * HOST_TIMEOUT}")
+    outcomes = hammer(refset, link, spec, frames, budget_s)
+    check(outcomes, [kind], min_ok)
     return outcomes
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind", WIRE_KINDS)
 def test_driver_survives_faults_quick(refset, tmp_path, kind):
-    hammer(refset, str(tmp_path / "analyzer"), kind, frames=250, budget_s=60)
+    one_kind(refset, str(tmp_path / "analyzer"), kind, frames=250, budget_s=60)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("kind", WIRE_KINDS)
 def test_driver_survives_1000_exchanges_per_fault_kind(refset, tmp_path, kind):
-    outcomes = hammer(refset, str(tmp_path / "analyzer"), kind, frames=1000, budget_s=400)
+    outcomes = one_kind(refset, str(tmp_path / "analyzer"), kind, frames=1000, budget_s=400)
     print(kind, dict(outcomes))
+
+
+#: the independent campaign's fuzz mode: late, stale, doubled, interleaved, split and cut frames together
+FUZZ = (f"delay=0.02,delay_s={1.5 * HOST_TIMEOUT},stale=0.02,duplicate=0.02,interleave=0.02,split=0.05,"
+        "truncate=0.02,corrupt=0.02,stale_done=0.1")
+
+
+@pytest.mark.timeout(120)
+def test_fuzzed_line_never_returns_a_wrong_result_quick(refset, tmp_path):
+    outcomes = hammer(refset, str(tmp_path / "analyzer"), FaultSpec.parse(FUZZ), frames=600, budget_s=80)
+    print(dict(outcomes))
+    check(outcomes, ["stale", "duplicate", "interleave", "split", "stale_done"], 0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("tcp", [False, True], ids=["pty", "tcp"])
+def test_fuzzed_line_never_returns_a_wrong_result_in_thousands_of_frames(refset, tmp_path, tcp):
+    outcomes = hammer(refset, str(tmp_path / "analyzer"), FaultSpec.parse(FUZZ), frames=6000, budget_s=600, tcp=tcp)
+    print(dict(outcomes))
+    check(outcomes, ["stale", "duplicate", "interleave", "split", "truncate", "stale_done"], 0.3)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("tcp", [False, True], ids=["pty", "tcp"])
+def test_a_stale_done_never_hands_back_the_previous_sample(refset, tmp_path, tcp):
+    """The issue's reproduction: the sample changes, STAT:ACQ? answers one stale DONE while BUSY."""
+    device = SimulatedAnalyzer(refset, sample="w", seed=5, time_scale=1.0)
+    where = {"tcp": ("127.0.0.1", 0)} if tcp else {"link": str(tmp_path / "a")}
+    wrong = ok = 0
+    with AnalyzerServer(device, seed=5, **where) as server:
+        for i in range(6):
+            with open_source(server.url, timeout=HOST_TIMEOUT) as source:
+                device.faults = FaultSpec()
+                source.acquire(integration_ms=20, averages=1)  # the previous sample's acquisition
+                device.set_sample("y" if i % 2 else "x")
+                device.faults = FaultSpec(stale_done=0.6)
+                try:
+                    s = source.acquire(integration_ms=60, averages=2)
+                except DeviceError:
+                    continue
+            if wrong_results(s, device, "SIM00005") or device.last.sample != ("y" if i % 2 else "x"):
+                wrong += 1
+            else:
+                ok += 1
+    assert device.stats["stale_done"] > 0
+    assert wrong == 0 and ok >= 3
 
 
 @pytest.mark.timeout(120)
@@ -180,14 +273,14 @@ def test_all_faults_at_once_over_tcp(refset):
             except DeviceError as e:
                 assert str(e).startswith(f"port {server.url}: ")
                 continue
-            assert np.array_equal(s.intensity, device.last.intensity.astype(np.float64))
+            assert not wrong_results(s, device, "SIM00012")
             ok += 1
     assert ok >= 4 and server.failure is None
 
 
 @pytest.mark.timeout(120)
 def test_cli_probe_of_a_faulty_analyzer_prints_no_traceback(refset, tmp_path):
-    spec = FaultSpec.parse(f"all=0.05,delay_s={1.5 * HOST_TIMEOUT}")
+    spec = FaultSpec.parse(f"drop=0.05,corrupt=0.05,delay=0.05,junk=0.05,disconnect=0.05,delay_s={1.5 * HOST_TIMEOUT}")
     device = SimulatedAnalyzer(refset, seed=13, faults=spec, time_scale=0.0)
     answers = Counter()
     with AnalyzerServer(device, link=str(tmp_path / "a"), seed=13) as server:
