@@ -50,8 +50,21 @@ def _score(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
 
 
-def format_result(r: dict) -> str:
-    """A short human verdict: alarm banner, substance, class, score, every hit, quality, library.
+def settings_line(md: dict) -> str | None:
+    """``Settings: integration 100 ms x 5 averages, laser 100 mW`` from a spectrum's metadata (None if absent)."""
+    if md.get("integration_time_ms") is None or md.get("averages") is None:
+        return None
+    text = f"Settings: integration {md['integration_time_ms']:g} ms x {md['averages']} averages"
+    if md.get("technique", "raman") == "raman" and md.get("laser_power_mw") is not None:
+        text += f", laser {md['laser_power_mw']:g} mW"
+    if md.get("detector_temperature_c") is not None:
+        text += f"; detector {md['detector_temperature_c']:g} C"
+    return text
+
+
+def format_result(r: dict, acquisition: dict | None = None) -> str:
+    """A short human verdict: alarm banner, substance, class, score, every hit, quality, settings
+    used (``acquisition``: the spectrum's metadata, for acquired spectra), library.
 
     Every hit the result carries is listed (``--top N`` asks for N; nothing is cut here).
     """
@@ -87,6 +100,8 @@ def format_result(r: dict) -> str:
     q = r.get("quality") or {}
     snr = f"{q['snr']:.0f}" if isinstance(q.get("snr"), (int, float)) else "n/a"
     lines.append(f"Quality: SNR {snr}; flags: {', '.join(q.get('flags') or []) or 'none'}")
+    if acquisition is not None and (line := settings_line(acquisition)):
+        lines.append(line)
     lib = r.get("library") or {}
     lines.append(f"Library: {lib.get('name')} ({str(lib.get('sha256') or '')[:12]})  "
                  f"source: {r.get('source')}#{r.get('entry')}")

@@ -10,7 +10,8 @@ HELP = """\
 Identify one spectrum against the reference library.
 
 Sources (exactly one):
-  --file REC.h5     a recording (fol-recording HDF5); --entry/--index pick the spectrum
+  --file PATH       a recording (fol-recording HDF5; --entry/--index pick the spectrum) or a
+                    spectrum file in any format the importers read (JCAMP-DX, CSV/TXT, SPC, ...)
   --port URL        an analyzer: /dev/ttyUSB0, a pty path, socket://HOST:PORT, rfc2217://...
   --simulate SPEC   a simulated analyzer on a pty, e.g. "fentanyl:0.2,mannitol:0.8"
 
@@ -30,27 +31,29 @@ On a terminal, stderr shows the acquisition's progress and every retry on a faul
 
 
 def register(sub) -> None:
+    from fol.cli.options import add_library_options, add_similarity_option, add_top_option
+
     p = sub.add_parser("identify", help="identify one spectrum (file, analyzer port or simulator)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--file", metavar="REC.h5", help="read the spectrum from a recording")
+    src.add_argument("--file", metavar="PATH", help="read the spectrum from a recording or a spectrum file "
+                                                     "(JCAMP-DX, CSV/TXT, vendor formats: docs/formats.md)")
     src.add_argument("--port", metavar="URL", help="acquire from an analyzer on this serial port or URL")
     src.add_argument("--simulate", metavar="SPEC", help="acquire from an in-process simulated analyzer")
     p.add_argument("--entry", help="entry group in the recording (default: the first)")
     p.add_argument("--index", type=int, default=0, help="row within a stacked entry (default 0)")
-    p.add_argument("--technique", choices=("raman", "ftir"), default="raman",
-                   help="technique of the simulated analyzer (default raman)")
+    p.add_argument("--technique", choices=("raman", "ftir"),
+                   help="technique of the simulated analyzer (default raman), or of a --file that does not say "
+                        "(a two-column CSV); what a file says is never overridden")
     p.add_argument("--seed", type=int, default=None, help="simulator random seed")
     p.add_argument("--integration", type=float, metavar="MS", help="integration time per scan (ms)")
     p.add_argument("--averages", type=int, metavar="N", help="scans co-added per acquisition")
     p.add_argument("--laser", type=float, metavar="MW", help="laser power (mW, Raman)")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
     p.add_argument("--timeout", type=float, default=5.0, help="read timeout in seconds (default 5)")
-    p.add_argument("--library", metavar="LIB.h5", help="reference library (default: the shipped library, or $FOL_LIBRARY)")
-    p.add_argument("--allow-unverified", action="store_true", help="use a library whose content hash does not match")
-    p.add_argument("--top", type=int, default=10, help="number of library hits to report (default 10)")
-    p.add_argument("--similarity", choices=("pearson", "derivative"), default="pearson",
-                   help="similarity of the search (default pearson)")
+    add_library_options(p)
+    add_top_option(p, what="library hits to report")
+    add_similarity_option(p)
     p.add_argument("--json", action="store_true", help="print the result object (result-format.md) as JSON")
     p.add_argument("--record", metavar="OUT.h5", help="append the spectrum and its result to this recording")
     p.set_defaults(func=run)
@@ -104,7 +107,7 @@ def _acquire(args, library, progress=None):
     if args.simulate:  # the simulated analyzer measures the same library's reference spectra
         from drivers.simulator import ReferenceSet
 
-        options.update(seed=args.seed, refset=ReferenceSet.from_library(library.section(args.technique)))
+        options.update(seed=args.seed, refset=ReferenceSet.from_library(library.section(args.technique or "raman")))
     try:
         with open_source(uri, **options) as source:
             spectrum = source.acquire(integration_ms=args.integration, averages=args.averages, laser_mw=args.laser)
@@ -174,9 +177,15 @@ class _Recorder:
 
 
 def run(args) -> int:
-    from fol.io.library import load_library
+    from fol.cli.display import format_result
+    from fol.cli.options import IDENTIFY_DEFAULTS, identify_rules, input_problem, refuse_inapplicable
+    from fol.errors import FormatError
     from fol.identification.pipeline import Identifier
+    from fol.io.library import load_library
 
+    refuse_inapplicable(args, identify_rules(), IDENTIFY_DEFAULTS)
+    if args.file and input_problem(args.file):
+        raise FormatError(input_problem(args.file))
     library = load_library(args.library, allow_unverified=args.allow_unverified)
     if args.record:
         from fol.io.recording_writer import check_target
@@ -204,45 +213,3 @@ def run(args) -> int:
               f"were saved to {recorder.path}#{recorder.entry}", file=sys.stderr)
         return 1
     return 0
-
-
-def settings_line(md: dict) -> str | None:
-    """``Settings: integration 100 ms x 5 averages, laser 100 mW`` from a spectrum's metadata (None if absent)."""
-    if md.get("integration_time_ms") is None or md.get("averages") is None:
-        return None
-    text = f"Settings: integration {md['integration_time_ms']:g} ms x {md['averages']} averages"
-    if md.get("technique", "raman") == "raman" and md.get("laser_power_mw") is not None:
-        text += f", laser {md['laser_power_mw']:g} mW"
-    if md.get("detector_temperature_c") is not None:
-        text += f"; detector {md['detector_temperature_c']:g} C"
-    return text
-
-
-def format_result(r: dict, acquisition: dict | None = None) -> str:
-    """A short human verdict: alarm banner, substance, class, score, top hits, quality, settings used."""
-    lines = []
-    if r["alarm"]:
-        lines += ["*" * 64, f"*  ALARM: {', '.join(r['alarm_classes']).upper():<53} *", "*" * 64]
-    elif r.get("possible_alarm_classes"):
-        lines += [f"!  CAUTION: cannot rule out {', '.join(r['possible_alarm_classes'])}: confirm in the lab"]
-    comps = r["components"]
-    if r["verdict"] in ("identified", "mixture"):
-        lines.append(f"Verdict: {r['verdict']}")
-        for c in comps:
-            frac = f", {c['fraction']:.0%} of signal" if c.get("fraction") is not None and len(comps) > 1 else ""
-            lines.append(f"  {c['name']} ({c['class']}), score {c['score']:.3f}{frac}")
-    else:
-        lines.append(f"Verdict: {r['verdict']}" + (f" ({r['error']})" if r.get("error") else ""))
-    if "computed_reference" in r.get("flags", ()):
-        lines.append("  Note: matched a COMPUTED reference spectrum: screening only, not evidence; confirm with a measured reference.")
-    if r["hits"]:
-        lines.append("Top hits:")
-        for i, h in enumerate(r["hits"][:5], 1):
-            lines.append(f"  {i}. {h['name']:<34} {h['class']:<20} {h['score']:.3f}  [{h.get('provenance', '')}]")
-    q = r["quality"]
-    snr = f"{q['snr']:.0f}" if isinstance(q.get("snr"), (int, float)) else "n/a"
-    lines.append(f"Quality: SNR {snr}; flags: {', '.join(q.get('flags') or []) or 'none'}")
-    if acquisition is not None and (line := settings_line(acquisition)):
-        lines.append(line)
-    lines.append(f"Library: {r['library']['name']} ({r['library']['sha256'][:12]})  source: {r['source']}#{r['entry']}")
-    return "\n".join(lines)

@@ -74,7 +74,7 @@ def refuse_inapplicable(args: argparse.Namespace, rules: Mapping[str, tuple[Call
 
 #: parser defaults of the ``fol identify`` options ruled below that are not None (kept equal to
 #: fol/cli/identify.py's parser by a test)
-IDENTIFY_DEFAULTS = {"index": 0, "technique": "raman", "baud": 115200, "timeout": 5.0}
+IDENTIFY_DEFAULTS = {"index": 0, "baud": 115200, "timeout": 5.0}
 
 
 def identify_rules() -> dict:
@@ -83,7 +83,8 @@ def identify_rules() -> dict:
     device = (lambda a: a.port is not None or a.simulate is not None, "--port or --simulate")
     sim = (lambda a: a.simulate is not None, "--simulate")
     port = (lambda a: a.port is not None, "--port")
-    return {"entry": file, "index": file, "technique": sim, "seed": sim, "integration": device,
+    file_or_sim = (lambda a: a.file is not None or a.simulate is not None, "--file or --simulate")
+    return {"entry": file, "index": file, "technique": file_or_sim, "seed": sim, "integration": device,
             "averages": device, "laser": device, "baud": port, "timeout": device}
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 HELP = """\
-serve   run a simulated analyzer that speaks the analyzer protocol (docs/analyzer-protocol.md)
+serve   run a simulated analyzer that speaks the analyzer protocol (../shared/docs/analyzer-protocol.md; docs/simulator.md)
         on a pseudo-terminal (--link, default /tmp/fol-analyzer: open it like a serial port)
         or on a loopback TCP port (--tcp 127.0.0.1:5025: open it as socket://127.0.0.1:5025).
 record  write a recording of N simulated spectra of one sample, with ground truth

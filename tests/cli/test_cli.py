@@ -285,7 +285,7 @@ def test_the_identify_rule_refuses_every_option_that_does_not_apply():
         return str(e.value)
 
     msg = refused("--port", "/dev/ttyUSB0", "--technique", "ftir", "--seed", "3", "--entry", "X", "--index", "4")
-    for option in ("--technique (only with --simulate)", "--seed (only with --simulate)",
+    for option in ("--technique (only with --file or --simulate)", "--seed (only with --simulate)",
                    "--entry (only with --file)", "--index (only with --file)"):
         assert option in msg
     assert "--integration (only with --port or --simulate)" in refused("--file", "r.h5", "--integration", "5000")
@@ -295,7 +295,6 @@ def test_the_identify_rule_refuses_every_option_that_does_not_apply():
         refuse_inapplicable(parser.parse_args(["identify", *ok]), rules, IDENTIFY_DEFAULTS)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the lines for fol/cli/identify.py (driver helper) in the QA report")
 def test_identify_refuses_options_that_do_not_apply(hand_written_recording, enfsi_library):
     r = fol("identify", "--file", hand_written_recording, "--library", enfsi_library, "--integration", "5000")
     assert r.returncode == 2 and "--integration (only with --port or --simulate)" in r.stderr
@@ -325,8 +324,6 @@ def test_human_output_lists_every_hit_asked_for_and_the_banner_is_framed():
     assert {len(line) for line in single.splitlines() if line.startswith("*")} == {BANNER_WIDTH}
 
 
-@pytest.mark.xfail(strict=True, reason="fol/cli/identify.py still has its own format_result (lead: import it "
-                                       "from fol.cli.display)")
 def test_identify_prints_every_hit_of_top(hand_written_recording, enfsi_library):
     r = fol("identify", "--file", hand_written_recording, "--library", enfsi_library, "--top", "8")
     assert r.returncode == 0 and len([x for x in r.stdout.splitlines() if x.strip()[:2].rstrip(".").isdigit()]) == 8
@@ -348,7 +345,7 @@ def _helps():
     return out
 
 
-OWNED_ELSEWHERE = {"simulate": "docs/analyzer-protocol.md is in ../shared/docs (fol/cli/simulate.py, driver helper)"}
+OWNED_ELSEWHERE: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=OWNED_ELSEWHERE[c]))
