@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import weakref
 
-from fol.errors import DeviceError, UsageError
+from fol.errors import DeviceError, ConfigError
 
 from drivers.device import Analyzer
 from drivers.protocol import Protocol
@@ -99,7 +99,7 @@ class SimulatorSource:
 
             refset = ReferenceSet.from_library(load_library(library).section(technique or "raman"))
         elif technique and technique != refset.technique:
-            raise UsageError(f"the references given are {refset.technique}, not {technique}")
+            raise ConfigError(f"the references given are {refset.technique}, not {technique}")
         faults = faults if isinstance(faults, FaultSpec) else FaultSpec.parse(faults)
         self.device = SimulatedAnalyzer(refset, sample=sample, seed=seed, faults=faults, time_scale=time_scale)
         self._dir = tempfile.mkdtemp(prefix="fol-sim-")
@@ -146,7 +146,7 @@ def _stop_simulator(server, directory: str) -> None:
 def _check_options(kind: str, options: dict, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise UsageError(f"option(s) {', '.join(unknown)} do not apply to {kind} sources "
+        raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {kind} sources "
                          f"(allowed: {', '.join(allowed)})")
 
 
@@ -165,7 +165,7 @@ def open_source(uri: str, **options):
     uri = str(uri).strip()
     options = {k: v for k, v in options.items() if v is not None}
     if not uri:
-        raise UsageError("no source given (a serial port, sim:SPEC or file:REC.h5)")
+        raise ConfigError("no source given (a serial port, sim:SPEC or file:REC.h5)")
     if uri.startswith("file:"):
         _check_options("file:", options, SERIAL_OPTIONS)  # accepted and ignored
         from drivers.hdf5 import RecordingSource

@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from fol.errors import DeviceError, SpectrumError, UsageError
+from fol.errors import DeviceError, SpectrumError, ConfigError
 from fol.spectrum import Spectrum
 
 from drivers.protocol import Protocol, choice, decode_floats, parse_count, parse_idn, parse_number
@@ -108,10 +108,10 @@ def check_settings(integration_ms=None, averages=None, laser_mw=None) -> dict:
             continue
         command, low, high = LIMITS[key]
         if key == "averages" and (isinstance(value, bool) or int(value) != value):
-            raise UsageError(f"averages must be a whole number, got {value!r}")
+            raise ConfigError(f"averages must be a whole number, got {value!r}")
         value = int(value) if key == "averages" else float(value)
         if not low <= value <= high:
-            raise UsageError(f"{key.replace('_', ' ')} {value:g} is outside {low:g}..{high:g} ({command})")
+            raise ConfigError(f"{key.replace('_', ' ')} {value:g} is outside {low:g}..{high:g} ({command})")
         out[key] = value
     return out
 

@@ -23,7 +23,12 @@ class DeviceError(FolError):
     """An analyzer that is missing, silent, reports an error or sends corrupt data."""
 
 
-class UsageError(FolError):
-    """Bad command-line usage discovered after argument parsing."""
+class ConfigError(FolError, ValueError):
+    """A bad setting or argument given to the library: a sample spec, a setting out of range,
+    options a source does not take. The CLI reports it as a usage error (exit code 2)."""
 
     exit_code = 2
+
+
+class UsageError(ConfigError):
+    """Bad command-line usage discovered after argument parsing (raised by ``fol.cli`` only)."""

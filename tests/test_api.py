@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 import fol
-from conftest import REAL, ROOT
+from conftest import ROOT
 from fol.errors import FolError, FormatError
 
 

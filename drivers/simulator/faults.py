@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from fol.errors import UsageError
+from fol.errors import ConfigError
 
 WIRE_KINDS = ("drop", "corrupt", "delay", "junk", "disconnect", "stale", "duplicate", "interleave", "split",
               "truncate")
@@ -68,13 +68,13 @@ class FaultSpec:
         for kind in WIRE_KINDS + DEVICE_KINDS:
             p = getattr(self, kind)
             if not 0.0 <= p <= 1.0:
-                raise UsageError(f"fault probability {kind}={p:g} is outside 0..1")
+                raise ConfigError(f"fault probability {kind}={p:g} is outside 0..1")
         if not 0.0 <= self.delay_s <= 60.0:
-            raise UsageError(f"delay_s={self.delay_s:g} is outside 0..60 seconds")
+            raise ConfigError(f"delay_s={self.delay_s:g} is outside 0..60 seconds")
         if not 0.0 <= self.split_s <= 60.0:
-            raise UsageError(f"split_s={self.split_s:g} is outside 0..60 seconds")
+            raise ConfigError(f"split_s={self.split_s:g} is outside 0..60 seconds")
         if not 1 <= self.junk_max <= 65536:
-            raise UsageError(f"junk_max={self.junk_max} is outside 1..65536 bytes")
+            raise ConfigError(f"junk_max={self.junk_max} is outside 1..65536 bytes")
 
     @classmethod
     def parse(cls, text: str | None) -> "FaultSpec":
@@ -88,12 +88,12 @@ class FaultSpec:
             key, sep, raw = item.partition("=")
             key = key.strip().lower()
             if not sep or (key not in names and key != "all"):
-                raise UsageError(f"bad fault item {item.strip()!r}: expected KIND=PROBABILITY with KIND one of "
+                raise ConfigError(f"bad fault item {item.strip()!r}: expected KIND=PROBABILITY with KIND one of "
                                  f"{', '.join(WIRE_KINDS + DEVICE_KINDS)}, all, delay_s, split_s, junk_max")
             try:
                 value = int(raw) if key == "junk_max" else float(raw)
             except ValueError:
-                raise UsageError(f"bad fault item {item.strip()!r}: {raw.strip()!r} is not a number") from None
+                raise ConfigError(f"bad fault item {item.strip()!r}: {raw.strip()!r} is not a number") from None
             values.update(dict.fromkeys(WIRE_KINDS, value) if key == "all" else {key: value})
         return replace(cls(), **values)
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from fol.errors import FolError, UsageError
+from fol.errors import FolError, ConfigError
 
 from drivers.protocol import DOCUMENTED_ERRORS, MAX_COMMAND
 from drivers.simulator.faults import FaultSpec
@@ -81,7 +81,7 @@ class SimulatedAnalyzer:
                  faults: FaultSpec | None = None, time_scale: float = 1.0, instrument: Instrument | None = None,
                  clock: Callable[[], float] = time.monotonic):
         if time_scale < 0:
-            raise UsageError("time_scale must be >= 0")
+            raise ConfigError("time_scale must be >= 0")
         self.refset = refset
         self.instrument = instrument or make_instrument(refset.technique, seed or 0)
         self.faults = faults or FaultSpec()
@@ -113,7 +113,7 @@ class SimulatedAnalyzer:
         self._done_at = 0.0
 
     def set_sample(self, spec: str) -> None:
-        """Point the analyzer at another sample (raises UsageError for a bad spec)."""
+        """Point the analyzer at another sample (raises ConfigError for a bad spec)."""
         fractions = parse_sample(spec, self.refset)
         with self._lock:
             self.sample, self._fractions = str(spec).strip(), fractions

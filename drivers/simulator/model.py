@@ -44,7 +44,7 @@ from scipy.interpolate import interp1d
 from scipy.ndimage import gaussian_filter1d
 
 from fol.catalogue import load_catalogue, name_key
-from fol.errors import FolError, UsageError
+from fol.errors import FolError, ConfigError
 from fol.spectrum import DEFAULT_UNIT, SpectrumBatch, check_technique
 
 RAMAN_EXCITATION_NM = 785.0
@@ -99,9 +99,9 @@ class ReferenceSet:
     def __post_init__(self):
         grid, raw = _readonly(self.grid), _readonly(np.nan_to_num(np.asarray(self.raw, dtype=np.float64)))
         if grid.ndim != 1 or grid.size < 2 or not np.all(np.diff(grid) > 0):
-            raise UsageError("reference grid must be 1-D and strictly increasing")
+            raise ConfigError("reference grid must be 1-D and strictly increasing")
         if raw.ndim != 2 or raw.shape[1] != grid.size or raw.shape[0] != len(self.names):
-            raise UsageError(f"reference matrix {raw.shape} does not match {len(self.names)} names x {grid.size} points")
+            raise ConfigError(f"reference matrix {raw.shape} does not match {len(self.names)} names x {grid.size} points")
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "raw", raw)
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
@@ -109,7 +109,7 @@ class ReferenceSet:
         if self.cross_section is not None:
             cs = _readonly(self.cross_section)
             if cs.shape != (len(self.names),) or np.any(cs < 0):
-                raise UsageError("cross_section needs one non-negative value per reference")
+                raise ConfigError("cross_section needs one non-negative value per reference")
             object.__setattr__(self, "cross_section", cs)
         object.__setattr__(self, "_keys", {name_key(n): i for i, n in enumerate(self.names)})
 
@@ -131,7 +131,7 @@ class ReferenceSet:
             i = self._keys.get(name_key(c))
             if i is not None:
                 return i
-        raise UsageError(f"{name!r} has no {self.technique} reference spectrum "
+        raise ConfigError(f"{name!r} has no {self.technique} reference spectrum "
                          f"({len(self.names)} references, e.g. {', '.join(self.names[:5])})")
 
 
@@ -141,26 +141,26 @@ def parse_sample(spec: str, refset: ReferenceSet) -> dict[str, float]:
     if text.lower() == "blank":
         return {}
     if not text:
-        raise UsageError('empty sample spec (give "blank", a substance, or "name:fraction,...")')
+        raise ConfigError('empty sample spec (give "blank", a substance, or "name:fraction,...")')
     if "," not in text and ":" not in text:
         return {refset.names[refset.index(text)]: 1.0}
     out: dict[str, float] = {}
     for item in text.split(","):
         name, sep, fraction = item.strip().rpartition(":")
         if not sep or not name.strip():
-            raise UsageError(f"sample item {item.strip()!r}: give name:fraction (mass fraction 0..1)")
+            raise ConfigError(f"sample item {item.strip()!r}: give name:fraction (mass fraction 0..1)")
         try:
             value = float(fraction)
         except ValueError:
-            raise UsageError(f"sample item {item.strip()!r}: {fraction!r} is not a number") from None
+            raise ConfigError(f"sample item {item.strip()!r}: {fraction!r} is not a number") from None
         if not 0.0 <= value <= 1.0:
-            raise UsageError(f"sample item {item.strip()!r}: mass fraction must be within 0..1")
+            raise ConfigError(f"sample item {item.strip()!r}: mass fraction must be within 0..1")
         canonical = refset.names[refset.index(name.strip())]
         if canonical in out:
-            raise UsageError(f"sample spec names {canonical!r} twice")
+            raise ConfigError(f"sample spec names {canonical!r} twice")
         out[canonical] = value
     if sum(out.values()) > 1.0 + 1e-9:
-        raise UsageError(f"sample mass fractions add up to {sum(out.values()):g}, more than 1")
+        raise ConfigError(f"sample mass fractions add up to {sum(out.values()):g}, more than 1")
     return out
 
 
@@ -227,7 +227,7 @@ def project(refset: ReferenceSet, instrument: Instrument) -> np.ndarray:
     Rows are scaled so their strongest band is 1, then by the cross-section.
     """
     if refset.technique != instrument.technique:
-        raise UsageError(f"{refset.technique} references cannot be measured with a {instrument.technique} instrument")
+        raise ConfigError(f"{refset.technique} references cannot be measured with a {instrument.technique} instrument")
     x, res = instrument.true_axis, instrument.resolution_cm1
     step = max(min(res / 6.0, float(np.min(np.diff(refset.grid)))), res / 20.0)
     fine = np.arange(x[0] - 4 * res, x[-1] + 4 * res, step)
@@ -287,7 +287,7 @@ class Conditions:
                       snr=None) -> "Conditions":
         d = DEFAULT_SETTINGS[check_technique(technique)]
         if snr is not None and not snr > 0:
-            raise UsageError(f"snr must be positive, got {snr!r}")
+            raise ConfigError(f"snr must be positive, got {snr!r}")
         return cls(float(d["integration_ms"] if integration_ms is None else integration_ms),
                    int(d["averages"] if averages is None else averages),
                    float(d["laser_mw"] if laser_mw is None else laser_mw), bool(warm), snr)
@@ -351,7 +351,7 @@ def render(instrument: Instrument, clean: np.ndarray, n: int, rng: np.random.Gen
            conditions: Conditions) -> tuple[np.ndarray, np.ndarray]:
     """``n`` measured spectra of one clean signal: intensities ``[n, pixels]`` and saturated ``[n]``."""
     if n < 1:
-        raise UsageError(f"number of spectra must be at least 1, got {n}")
+        raise ConfigError(f"number of spectra must be at least 1, got {n}")
     make = _raman if instrument.technique == "raman" else _ftir
     return make(instrument, np.asarray(clean, dtype=np.float64)[None, :], int(n), rng, conditions)
 

@@ -29,7 +29,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-from fol.errors import DeviceError, UsageError
+from fol.errors import DeviceError, ConfigError
 
 from drivers.protocol import MAX_COMMAND
 from drivers.simulator.faults import FaultSpec, Plan, plan
@@ -130,12 +130,13 @@ def loopback_address(host: str, port: int) -> tuple[str, int]:
     """``(host, port)`` checked to be a loopback address: the simulator never listens on a network."""
     address = "127.0.0.1" if host in ("", "localhost") else host
     try:
-        if not ipaddress.ip_address(address).is_loopback:
-            raise UsageError(f"the simulator only listens on loopback addresses, not {host}")
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        raise UsageError(f"not an IP address: {host!r}") from None
+        raise ConfigError(f"not an IP address: {host!r}") from None
+    if not ip.is_loopback:
+        raise ConfigError(f"the simulator only listens on loopback addresses, not {host}")
     if not 0 <= int(port) <= 65535:
-        raise UsageError(f"TCP port {port} is outside 0..65535")
+        raise ConfigError(f"TCP port {port} is outside 0..65535")
     return address, int(port)
 
 
@@ -151,7 +152,7 @@ class AnalyzerServer:
     def __init__(self, device: SimulatedAnalyzer, *, link: str | None = None, tcp: tuple[str, int] | None = None,
                  faults: FaultSpec | None = None, seed: int | None = None, write_timeout: float = 2.0):
         if (link is None) == (tcp is None):
-            raise UsageError("give exactly one of link (a pty symlink path) or tcp (host, port)")
+            raise ConfigError("give exactly one of link (a pty symlink path) or tcp (host, port)")
         self.device = device
         self.link = None if link is None else os.path.abspath(link)
         self.faults = faults if faults is not None else device.faults
@@ -187,7 +188,7 @@ class AnalyzerServer:
     def _claim_link(self) -> None:
         """Take ``LINK.lock`` (held while serving); refuse a link another server holds or a stranger's link."""
         if os.path.lexists(self.link) and not os.path.islink(self.link):
-            raise UsageError(f"{self.link} exists and is not a symlink: refusing to replace it")
+            raise ConfigError(f"{self.link} exists and is not a symlink: refusing to replace it")
         lock_path = self.link + ".lock"
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -198,13 +199,13 @@ class AnalyzerServer:
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise UsageError(f"{self.link} is already served by another simulator (it holds {lock_path}); "
+                raise ConfigError(f"{self.link} is already served by another simulator (it holds {lock_path}); "
                                  "stop it first or choose another --link") from None
             raise DeviceError(f"{lock_path}: cannot lock ({e.strerror})") from None
         previous = os.read(fd, 4096).decode("utf-8", "replace").strip()
         if os.path.islink(self.link) and not previous and os.path.exists(self.link):
             os.close(fd)  # a live link that no simulator of ours made (socat, another tool): not ours to replace
-            raise UsageError(f"{self.link} is a link to {os.readlink(self.link)}, which exists and was not made by "
+            raise ConfigError(f"{self.link} is a link to {os.readlink(self.link)}, which exists and was not made by "
                              "fol simulate; remove the link if nothing serves it, or choose another --link")
         self._lock_fd = fd
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from fol.identification.decide import error_result
-from fol.errors import FolError, LibraryError, UsageError
+from fol.errors import FolError, LibraryError, ConfigError
 from fol.qa.metrics import Metrics
 from fol.io.recording import Recording
 from fol.qa.regression import Regression
@@ -119,7 +119,7 @@ def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS,
     entries.
     """
     if chunk_rows < 1:
-        raise UsageError("the chunk size must be at least 1")
+        raise ConfigError("the chunk size must be at least 1")
     tasks: list[Task] = []
     first = 0
     for path in map(str, paths):
@@ -658,7 +658,7 @@ def prepare_resume(path: str | Path) -> int:
             except json.JSONDecodeError:
                 ok = False
             if not ok:
-                raise UsageError(f"{path}, line {count}: not a result object; cannot resume from this file")
+                raise ConfigError(f"{path}, line {count}: not a result object; cannot resume from this file")
     return count
 
 
@@ -667,7 +667,7 @@ def _check_resumed(line_no: int, old: dict, task: Task, row: int, path) -> None:
     where = _row_identity(task, row)
     got = (old.get("source"), old.get("entry"), old.get("index"))
     if got != where:
-        raise UsageError(f"{path}, line {line_no}: holds {got[0]}#{got[1]}[{got[2]}] but this run puts "
+        raise ConfigError(f"{path}, line {line_no}: holds {got[0]}#{got[1]}[{got[2]}] but this run puts "
                          f"{where[0]}#{where[1]}[{where[2]}] there: resume with the same inputs, "
                          "or start a new output")
 
@@ -723,7 +723,7 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
                        "--keep-going replays the others")
     total = sum(map(len, tasks))
     if resume_count > total:
-        raise UsageError(f"the output already holds {resume_count} results but the inputs have {total} spectra")
+        raise ConfigError(f"the output already holds {resume_count} results but the inputs have {total} spectra")
     summary.resumed = resume_count
     done = resume_count
     if progress:

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fol.errors import FolError, UsageError
+from fol.errors import FolError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class Station:
         clean = {k: str(case.get(k) or "").strip()[:2000] for k in CASE_FIELDS}
         missing = [k for k in self.config.required if not clean[k]]
         if missing:
-            raise UsageError("required case field(s) missing: " + ", ".join(LABELS.get(k, k) for k in missing))
+            raise ConfigError("required case field(s) missing: " + ", ".join(LABELS.get(k, k) for k in missing))
         return clean
 
     def check_settings(self, form: dict) -> dict:
@@ -189,13 +189,13 @@ class Station:
             try:
                 out[key] = cast(float(value)) if cast is int else cast(value)
             except (TypeError, ValueError):
-                raise UsageError(f"{LABELS[key]}: {value!r} is not a number") from None
+                raise ConfigError(f"{LABELS[key]}: {value!r} is not a number") from None
         from drivers.device import LIMITS
 
         for key, value in out.items():
             low, high = LIMITS[key][1], LIMITS[key][2]
             if not low <= value <= high:
-                raise UsageError(f"{LABELS[key]}: {value:g} is outside {low:g}..{high:g}")
+                raise ConfigError(f"{LABELS[key]}: {value:g} is outside {low:g}..{high:g}")
         check_settings(**out)
         return out
 
@@ -217,7 +217,7 @@ class Station:
         job.expected_s = settings["integration_ms"] * settings["averages"] / 1000.0 + 0.05
         with self._jobs_lock:
             if any(j.phase not in ("done", "failed") for j in self._jobs.values()):
-                raise UsageError("the instrument is busy with another measurement")
+                raise ConfigError("the instrument is busy with another measurement")
             self._jobs[job.id] = job
             if len(self._jobs) > 200:  # forget old finished jobs
                 for k in list(self._jobs)[:100]:

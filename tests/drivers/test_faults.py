@@ -21,7 +21,7 @@ import pytest
 from drivers import open_source
 from drivers.simulator import AnalyzerServer, FaultSpec, ReferenceSet, SimulatedAnalyzer
 from drivers.simulator.faults import WIRE_KINDS, plan
-from fol.errors import DeviceError, UsageError
+from fol.errors import DeviceError, ConfigError
 
 HOST_TIMEOUT = 0.2
 
@@ -49,7 +49,7 @@ def test_fault_spec_text_round_trip_and_errors():
     assert FaultSpec.parse("warm=1").on_wire is False and FaultSpec.parse("junk=0.5").on_wire
     for bad, why in [("drop", "KIND=PROBABILITY"), ("flood=0.1", "KIND=PROBABILITY"), ("drop=x", "not a number"),
                      ("drop=1.5", "outside 0..1"), ("junk_max=0", "outside 1..65536")]:
-        with pytest.raises(UsageError, match=why):
+        with pytest.raises(ConfigError, match=why):
             FaultSpec.parse(bad)
 
 

@@ -18,7 +18,7 @@ from drivers.protocol import (MAX_JUNK, BadResponse, Protocol, decode_floats, pa
                               parse_idn, parse_number)
 from drivers.simulator import ReferenceSet, SimulatedAnalyzer
 from drivers.simulator.faults import FaultSpec
-from fol.errors import DeviceError, UsageError
+from fol.errors import DeviceError, ConfigError
 
 TIMEOUT = 0.5
 
@@ -425,11 +425,11 @@ def test_saturation_is_kept_and_flagged():
 
 
 def test_settings_outside_the_page_ranges_are_refused_before_sending():
-    with pytest.raises(UsageError, match="outside 1..60000"):
+    with pytest.raises(ConfigError, match="outside 1..60000"):
         check_settings(integration_ms=0)
-    with pytest.raises(UsageError, match="whole number"):
+    with pytest.raises(ConfigError, match="whole number"):
         check_settings(averages=2.5)
-    with pytest.raises(UsageError, match="outside 0..500"):
+    with pytest.raises(ConfigError, match="outside 0..500"):
         check_settings(laser_mw=501)
 
 

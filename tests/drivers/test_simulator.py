@@ -19,7 +19,7 @@ from drivers.protocol import parse_error
 from drivers.simulator import (AnalyzerServer, FaultSpec, ReferenceSet, SimulatedAnalyzer, make_instrument,
                                parse_sample, simulate_batch)
 from drivers.simulator.model import FULL_SCALE_COUNTS, Conditions, render
-from fol.errors import DeviceError, UsageError
+from fol.errors import DeviceError, ConfigError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,7 +73,7 @@ def test_sample_specs(refset):
     assert parse_sample("sub3", refset) == {"sub3": 1.0}
     for bad, why in [("sub1:0.7,sub2:0.6", "more than 1"), ("nothing:1", "no raman reference"),
                      ("sub1,sub2", "name:fraction"), ("sub1:x", "not a number"), ("sub1:0.5,sub1:0.5", "twice")]:
-        with pytest.raises(UsageError, match=why):
+        with pytest.raises(ConfigError, match=why):
             parse_sample(bad, refset)
 
 
@@ -344,7 +344,7 @@ def test_driver_over_tcp(refset):
 
 def test_server_listens_on_loopback_only(refset):
     device = SimulatedAnalyzer(refset, seed=4)
-    with pytest.raises(UsageError, match="loopback"):
+    with pytest.raises(ConfigError, match="loopback"):
         AnalyzerServer(device, tcp=("0.0.0.0", 0))
 
 
@@ -356,7 +356,7 @@ def test_sim_uri_runs_the_real_driver_on_a_private_pty(refset):
         assert best_match(s, refset) == "sub5" and s.metadata["serial"] == "SIM00001"
         assert source.device.commands["FETC:CRC?"] >= 2
     assert not os.path.lexists(link)
-    with pytest.raises(UsageError, match="do not apply"):
+    with pytest.raises(ConfigError, match="do not apply"):
         open_source("sim:sub5", refset=refset, colour="red")
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from drivers import open_source
 from drivers.simulator import AnalyzerServer, ReferenceSet, SimulatedAnalyzer
-from fol.errors import DeviceError, FolError, UsageError
+from fol.errors import DeviceError, FolError, ConfigError
 from fol.io.recording import RecordingWriter
 from fol.spectrum import Spectrum
 
@@ -112,7 +112,7 @@ def test_context_manager_closes_on_error(source_spec):
 
 def test_options_that_do_not_apply_are_refused(source_spec):
     kind, uri, name, options = source_spec
-    with pytest.raises(UsageError, match="do not apply"):
+    with pytest.raises(ConfigError, match="do not apply"):
         open_source(uri, **options, nonsense=1)
 
 
@@ -122,7 +122,7 @@ def test_bad_settings_are_refused_by_device_sources(source_spec):
         if kind == "file":
             assert src.acquire(integration_ms=1e9) is not None  # a recording cannot be reconfigured: ignored
         else:
-            with pytest.raises(UsageError, match="outside 1..60000"):
+            with pytest.raises(ConfigError, match="outside 1..60000"):
                 src.acquire(integration_ms=0)
 
 
