@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 from scipy.interpolate import BSpline
+from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 from scipy.special import fdtrc
@@ -77,6 +78,7 @@ from scipy.special import fdtrc
 from fol.preprocess.steps import STEPS, Recipe, covered, in_ranges
 from fol.search.searcher import row_norm_max
 
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 #: a component's bands may sit this far (cm-1) from the reference's
 SHIFT_MAX = 4.0
 #: bounds of the band-width change, as half the added Gaussian variance (cm-2): broader by up to
@@ -89,6 +91,17 @@ RESPONSE_RANGE = 3.0
 RHO_MAX = 0.9
 #: parameters one component adds to the model (amplitude, shift, width)
 PARAMS_PER_COMPONENT = 3
+#: registration search: axis offsets (cm-1) tried, coarse then fine
+REG_SHIFTS = np.arange(-12.0, 12.01, 1.0)
+REG_FINE = np.arange(-0.75, 0.76, 0.25)
+#: registration search: exponents ``p`` of the power-law response ``(nu / 1000)^-p`` (ATR penetration depth)
+REG_POWERS = np.arange(-1.5, 1.51, 0.25)
+#: registration search: extra Gaussian line width (FWHM, cm-1) of the query over the library
+REG_WIDTHS = (0.0, 3.0, 5.0, 7.0, 9.0, 12.0, 15.0)
+#: registration search: relative axis stretch
+REG_STRETCH = (-1.2e-3, -6e-4, -3e-4, 0.0, 3e-4, 6e-4, 1.2e-3)
+#: a registration is used only when it lowers the first component's residual by this share
+REG_MIN_GAIN = 0.02
 #: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
 #: ranking is cut to ``candidates`` after dropping names already in the model)
 SCREEN_RANKED = 3
@@ -112,6 +125,9 @@ class MixturePolicy:
     deriv_window: int = 7
     #: segments of the cubic B-spline multiplicative response (0: no response correction)
     response_segments: int = 3
+    #: register the query to the first component before the selection (axis shift and stretch,
+    #: power-law response, extra line width; see ``MixtureModel.register``)
+    register: bool = True
 
 
 @dataclass
@@ -146,6 +162,8 @@ class MixtureFit:
     residual: np.ndarray = field(repr=False)
     corrected: np.ndarray = field(repr=False, default=None)
     contributions: np.ndarray = field(repr=False, default=None)
+    #: what ``MixtureModel.register`` found (shift_cm1, stretch, power, width_cm1, gain), or None
+    registration: dict | None = None
 
     def remainder(self, drop=None) -> np.ndarray:
         """The corrected query less the contributions of the components (all, or those ``drop`` selects)."""
@@ -299,10 +317,81 @@ class MixtureModel:
             self._screen[key] = (q, lib, row_norm_max(lib))
         return self._screen[key]
 
-    def rays(self, rows) -> np.ndarray:
-        """The four generating columns per reference, ``[len(rows), 4, n]`` (see the module doc)."""
-        s = self.refs[np.asarray(rows)]
+    def rays(self, rows, width: float = 0.0) -> np.ndarray:
+        """The four generating columns per reference, ``[len(rows), 4, n]`` (see the module doc).
+
+        ``width``: the references are first broadened by a Gaussian of this FWHM (cm-1), the
+        query's extra line width found by ``register``.
+        """
+        s = self._broadened(self.refs[np.asarray(rows)], width)
         return np.ascontiguousarray((self._ray_op @ s.T).reshape(4, self.grid.size, len(s)).transpose(2, 0, 1))
+
+    def _broadened(self, s: np.ndarray, width: float) -> np.ndarray:
+        if width <= 0:
+            return s
+        return gaussian_filter1d(s, width / FWHM_PER_SIGMA / self.step, axis=-1, mode="nearest")
+
+    def register(self, y, mask, q, row) -> tuple[np.ndarray, float, dict]:
+        """Register the query to its dominant component: (corrected query, extra line width, parameters).
+
+        What an instrument does to every band of the sample alike is estimated once,
+        from the component that dominates the spectrum (found by the first forward
+        step), instead of being left to the bounded per-component derivative terms:
+
+        * axis offset ``d`` and stretch ``e`` (the query's band at ``nu`` is the library's
+          at ``nu - d - e (nu - 1000)``: wavenumber calibration, ATR band shifts);
+        * a power-law response ``(nu / 1000)^-p`` (ATR penetration depth ~ 1/nu against a
+          transmission library, or an ATR-corrected export against an ATR library;
+          crystals and angles in between);
+        * an extra Gaussian line width ``w`` (a query at coarser resolution than the library).
+
+        Each is chosen by least squares of ``y ~ a T(s) + baseline`` over a small grid
+        (``REG_*``), coordinate by coordinate, two rounds. The query is then mapped back
+        onto the library's axis and divided by the response; the references are broadened
+        by ``w`` in the fit (``rays``). Identity when nothing lowers the residual.
+        """
+        g = self.grid
+        yp = y[mask] - q @ (q.T @ y[mask])
+        base = float(yp @ yp)
+        cache: dict[float, np.ndarray] = {}
+
+        def cost(d, e, p, w) -> float:
+            if w not in cache:
+                cache[w] = self._broadened(self.refs[row], w)
+            t = np.interp(g - d - e * (g - 1000.0), g, cache[w]) * (g / 1000.0) ** (-p)
+            sp = t[mask]
+            sp = sp - q @ (q.T @ sp)
+            dd, a = float(sp @ sp), float(yp @ sp)
+            return base - a * a / dd if a > 0 and dd > 0 else base
+
+        best = [0.0, 0.0, 0.0, 0.0]
+        zero = cur = cost(*best)
+
+        def search(k, values) -> None:
+            nonlocal cur
+            for v in values:
+                trial = list(best)
+                trial[k] = float(v)
+                c = cost(*trial)
+                if c < cur:
+                    cur, best[k] = c, float(v)
+
+        search(0, REG_SHIFTS)
+        for _ in range(2):
+            search(2, REG_POWERS)
+            search(3, REG_WIDTHS)
+            search(1, REG_STRETCH)
+            search(0, best[0] + REG_FINE)
+        d, e, p, w = best
+        info = {"shift_cm1": d, "stretch": e, "power": p, "width_cm1": w,
+                "gain": (zero - cur) / zero if zero > 0 else 0.0}
+        if not cur < zero:
+            return y, 0.0, info
+        from scipy.interpolate import CubicSpline
+
+        u = np.clip(g + d + e * (g - 1000.0), g[0], g[-1])
+        yc = CubicSpline(g, y)(u) * (u / 1000.0) ** p
+        return yc, w, info
 
     # ------------------------------------------------------------------ fitting
 
@@ -361,19 +450,26 @@ class MixtureModel:
         yp = y[mask] - q @ (q.T @ y[mask])
         pool = self._pool((yield yp), start, [])
         first, cols = yield from self._forward(yp, mask, q, pool, limit=1)
+        width, reg = 0.0, None
+        if first and self.policy.register:
+            y, width, reg = self.register(y, mask, q, first[0])
+            yp = y[mask] - q @ (q.T @ y[mask])
+            cols = self._blocks(first, mask, q, width)[0]
         if first and self.policy.response_segments:
-            g = self.response(y, mask, q, cols[:, :4] @ nnls(cols, yp)[0], first[0])
+            g = self.response(y, mask, q, cols[:, :4] @ nnls(cols, yp)[0], first[0], width)
             y = y / g
             yp = y[mask] - q @ (q.T @ y[mask])
         rss0 = float(yp @ yp)
         # the response changes band heights, not which entries are candidates: the first
         # step reuses the first screening (one screening less per spectrum)
-        chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first])
+        chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first],
+                                                width=width)
         chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1])
         fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1])
         fit.corrected = y
+        fit.registration = reg
         if chosen:
-            rays = self.rays(chosen)
+            rays = self.rays(chosen, width)
             order = [chosen.index(c.row) for c in fit.components]
             fit.contributions = np.stack([coef[4 * i:4 * i + 4] @ rays[i] for i in order])
         return fit
@@ -390,7 +486,7 @@ class MixtureModel:
         pool = list(start) + [int(j) for j in ranked]
         return [j for j in dict.fromkeys(pool) if names[j] not in taken][: self.policy.candidates + len(start)]
 
-    def _forward(self, yp, mask, q, pool, limit: int | None = None):
+    def _forward(self, yp, mask, q, pool, limit: int | None = None, width: float = 0.0):
         """Add, one at a time, the entry that lowers the residual most, while it falls by ``min_gain``.
 
         ``pool`` is the candidate list of the first step; later steps screen the residual
@@ -406,7 +502,7 @@ class MixtureModel:
             if not pool:
                 break
             best = None
-            for j, block in zip(pool, self._blocks(pool, mask, q)):
+            for j, block in zip(pool, self._blocks(pool, mask, q, width)):
                 a = np.concatenate([cols, block], axis=1)
                 x, r = nnls(a, yp)
                 if x[-4:].sum() > 0 and (best is None or r * r < best[1]):
@@ -417,7 +513,7 @@ class MixtureModel:
             cols, rss, resid = best[2], best[1], best[3]
         return chosen, cols
 
-    def response(self, y, mask, q, fitted, row) -> np.ndarray:
+    def response(self, y, mask, q, fitted, row, width: float = 0.0) -> np.ndarray:
         """Smooth multiplicative response ``g`` (mean 1 over ``mask``) of the query relative to the library.
 
         Detector response, optics and the difference between computed and measured band
@@ -430,7 +526,7 @@ class MixtureModel:
         within ``RESPONSE_RANGE`` of its median.
         """
         amp = float(np.max(np.abs(fitted))) or 1.0
-        shape = self._shape_on_grid(row, y, mask, q, fitted)
+        shape = self._shape_on_grid(row, y, mask, q, fitted, width)
         basis = baseline_basis(self.grid, self.policy.response_segments)
         cols = (shape[:, None] * basis)[mask]
         cols = cols - q @ (q.T @ cols)
@@ -448,9 +544,9 @@ class MixtureModel:
         g = np.clip(g / med, 1.0 / RESPONSE_RANGE, RESPONSE_RANGE)
         return g / float(np.mean(g[mask]))
 
-    def _shape_on_grid(self, row, y, mask, q, fitted) -> np.ndarray:
+    def _shape_on_grid(self, row, y, mask, q, fitted, width: float = 0.0) -> np.ndarray:
         """The dominant component's fitted shape on the whole grid (rays combined as fitted)."""
-        rays = self.rays([row])[0]
+        rays = self.rays([row], width)[0]
         blocks = np.swapaxes(rays[:, mask], 0, 1)
         blocks = blocks - q @ (q.T @ blocks)
         w = nnls(blocks, fitted)[0]
@@ -487,9 +583,9 @@ class MixtureModel:
             del chosen[i]
             cols = np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1)
 
-    def _blocks(self, rows, mask, q) -> np.ndarray:
+    def _blocks(self, rows, mask, q, width: float = 0.0) -> np.ndarray:
         """Baseline-projected ray columns ``[len(rows), n_mask, 4]`` of library rows on a mask."""
-        r = np.swapaxes(self.rays(rows)[:, :, mask], 1, 2)
+        r = np.swapaxes(self.rays(rows, width)[:, :, mask], 1, 2)
         return r - q @ (np.swapaxes(q, 0, 1) @ r)
 
     def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline) -> MixtureFit:
