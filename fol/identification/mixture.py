@@ -119,6 +119,10 @@ class MixturePolicy:
     alpha: float = 1e-4
     #: minimum relative fall of the residual sum of squares for keeping a component
     min_gain: float = 0.03
+    #: ... of the residual in excess of the noise (``n sigma^2``; sigma from the query's second
+    #: difference), and by at least this many noise variances (evidence of ~5 sigma): a
+    #: noise-limited fit keeps a weak component its noise allows, a misfit one is not filled
+    min_chi2: float = 25.0
     #: interior segments of the cubic B-spline baseline
     baseline_segments: int = 12
     #: Savitzky-Golay window (points) of the reference derivatives
@@ -128,6 +132,8 @@ class MixturePolicy:
     #: register the query to the first component before the selection (axis shift and stretch,
     #: power-law response, extra line width; see ``MixtureModel.register``)
     register: bool = True
+    #: FTIR: liquid-water bands (moisture) as nuisance columns of the baseline, never reported
+    water: bool = False
 
 
 @dataclass
@@ -164,6 +170,8 @@ class MixtureFit:
     contributions: np.ndarray = field(repr=False, default=None)
     #: what ``MixtureModel.register`` found (shift_cm1, stretch, power, width_cm1, gain), or None
     registration: dict | None = None
+    #: robust white-noise sigma of the fitted (corrected) query, from its second difference
+    sigma: float = 0.0
 
     def remainder(self, drop=None) -> np.ndarray:
         """The corrected query less the contributions of the components (all, or those ``drop`` selects)."""
@@ -182,6 +190,19 @@ def baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
     inner = np.linspace(grid[0], grid[-1], segments + 1)
     t = np.concatenate([[grid[0]] * 3, inner, [grid[-1]] * 3])
     return BSpline.design_matrix(grid, t, 3).toarray()
+
+
+#: liquid water (Bertie & Lan 1996, Appl. Spectrosc. 50:1047): O-H stretch ~3400 cm-1 (FWHM ~400) and
+#: H-O-H bend ~1643 cm-1 (FWHM ~75): centre, FWHM
+WATER_BANDS = ((3400.0, 400.0), (1643.0, 75.0))
+
+
+def water_columns(grid: np.ndarray) -> np.ndarray:
+    """Liquid-water nuisance columns ``[n, 2]`` (stretch, bend), each a Gaussian of unit height."""
+    g = np.asarray(grid, float)[:, None]
+    c = np.array([b[0] for b in WATER_BANDS])[None, :]
+    w = np.array([b[1] for b in WATER_BANDS])[None, :] / FWHM_PER_SIGMA
+    return np.exp(-0.5 * ((g - c) / w) ** 2)
 
 
 def savgol_matrix(n: int, window: int, polyorder: int, deriv: int, delta: float) -> sparse.csr_array:
@@ -249,6 +270,12 @@ def to_grid(recipe: Recipe, x: np.ndarray, Y: np.ndarray, grid: np.ndarray) -> n
     raise ValueError("recipe has no resample step")
 
 
+def noise_level(y: np.ndarray) -> float:
+    """Robust white-noise sigma of a row from its second difference (``1.4826 MAD / sqrt(6)``)."""
+    d2 = np.diff(y, n=2)
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0)) if d2.size else 0.0
+
+
 def _lag1(r: np.ndarray) -> float:
     """Lag-1 autocorrelation of a residual (0 for a constant one)."""
     r = r - r.mean()
@@ -286,6 +313,8 @@ class MixtureModel:
         peak = np.max(np.where(self.default_mask, raw, -np.inf), axis=1, keepdims=True)
         self.refs = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)
         self.basis = baseline_basis(self.grid, self.policy.baseline_segments)
+        if self.policy.water and section.technique == "ftir":
+            self.basis = np.hstack([self.basis, water_columns(self.grid)])
         self._ray_op = ray_operator(self.grid.size, self.policy.deriv_window, self.step)
         self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
         self._screening(self.default_mask)
@@ -400,8 +429,21 @@ class MixtureModel:
         return covered(x, self.grid) & self.default_mask
 
     def prepare(self, batch) -> tuple[np.ndarray, np.ndarray]:
-        """(rows on the grid ``[m, n]``, mask ``[n]``) of a SpectrumBatch, for ``fit``."""
-        return to_grid(self.recipe, batch.wavenumber, batch.intensity, self.grid), self.mask_for(batch.wavenumber)
+        """(rows on the grid ``[m, n]``, mask ``[n]``) of a SpectrumBatch, for ``fit``.
+
+        A query sampled more finely than the grid is first averaged over one grid step
+        (a moving mean of ``grid step / query step`` points, as binning does): linear
+        interpolation alone would keep one point in every few and throw the others' noise
+        averaging away (at a 1 cm-1 export on a 4 cm-1 grid, half the signal-to-noise).
+        """
+        x, Y = batch.wavenumber, batch.intensity
+        if x.size > 2:
+            k = int(round(self.step / float(np.median(np.diff(x)))))
+            if k >= 2:
+                from scipy.ndimage import uniform_filter1d
+
+                Y = uniform_filter1d(np.asarray(Y, dtype=np.float64), k, axis=1, mode="nearest")
+        return to_grid(self.recipe, x, Y, self.grid), self.mask_for(x)
 
     def fit(self, y: np.ndarray, mask: np.ndarray | None = None, start=()) -> MixtureFit:
         """Forward selection, then backward F-tests, on one raw row on the grid.
@@ -462,12 +504,14 @@ class MixtureModel:
         rss0 = float(yp @ yp)
         # the response changes band heights, not which entries are candidates: the first
         # step reuses the first screening (one screening less per spectrum)
+        sigma = noise_level(y[mask]) if self.policy.min_chi2 > 0 else 0.0
         chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first],
-                                                width=width)
-        chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1])
+                                                width=width, sigma=sigma)
+        chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1], sigma)
         fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1])
         fit.corrected = y
         fit.registration = reg
+        fit.sigma = sigma if sigma > 0 else noise_level(y[mask])
         if chosen:
             rays = self.rays(chosen, width)
             order = [chosen.index(c.row) for c in fit.components]
@@ -486,7 +530,21 @@ class MixtureModel:
         pool = list(start) + [int(j) for j in ranked]
         return [j for j in dict.fromkeys(pool) if names[j] not in taken][: self.policy.candidates + len(start)]
 
-    def _forward(self, yp, mask, q, pool, limit: int | None = None, width: float = 0.0):
+    def _enough(self, rss_without: float, rss: float, n: int, sigma: float) -> bool:
+        """Whether a component that lowers the residual from ``rss_without`` to ``rss`` is worth keeping.
+
+        It must lower it by ``min_gain`` of what exceeds the noise (all of it when the noise
+        is unknown) and by ``min_chi2`` noise variances.
+        """
+        pol = self.policy
+        drop = rss_without - rss
+        if sigma <= 0:
+            return rss_without > 0 and drop / rss_without >= pol.min_gain
+        var = sigma * sigma
+        excess = max(rss_without - n * var, 0.0)
+        return drop >= pol.min_gain * excess and drop >= pol.min_chi2 * var
+
+    def _forward(self, yp, mask, q, pool, limit: int | None = None, width: float = 0.0, sigma: float = 0.0):
         """Add, one at a time, the entry that lowers the residual most, while it falls by ``min_gain``.
 
         ``pool`` is the candidate list of the first step; later steps screen the residual
@@ -507,7 +565,7 @@ class MixtureModel:
                 x, r = nnls(a, yp)
                 if x[-4:].sum() > 0 and (best is None or r * r < best[1]):
                     best = (j, r * r, a, yp - a @ x)
-            if best is None or (rss - best[1]) / rss < pol.min_gain:
+            if best is None or not self._enough(rss, best[1], yp.size, sigma):
                 break
             chosen.append(best[0])
             cols, rss, resid = best[2], best[1], best[3]
@@ -552,7 +610,8 @@ class MixtureModel:
         w = nnls(blocks, fitted)[0]
         return w @ rays
 
-    def _backward(self, yp, chosen, cols, n_baseline) -> tuple[list[int], np.ndarray, np.ndarray, float]:
+    def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0
+                  ) -> tuple[list[int], np.ndarray, np.ndarray, float]:
         """Drop, one at a time, the least significant component while its partial F-test fails.
 
         Each component is tested in the final model (drop it, refit, compare), so its
@@ -573,8 +632,7 @@ class MixtureModel:
                 keep = np.r_[0:4 * i, 4 * i + 4:cols.shape[1]]
                 rss_without = nnls(cols[:, keep], yp)[1] ** 2 if keep.size else float(yp @ yp)
                 p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, p_total, resid)
-                rise = (rss_without - rss) / rss_without if rss_without > 0 else 0.0
-                weak = p >= pol.alpha or rise < pol.min_gain
+                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma)
                 if weak and (worst is None or p > worst[1]):
                     worst = (i, p)
             if worst is None:

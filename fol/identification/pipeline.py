@@ -106,7 +106,7 @@ class Identifier:
             policy = self.policy
             if policy is None:
                 policy = replace(DecisionPolicy(), **stored[1]) if stored else DecisionPolicy()
-            self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration()))
+            self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration(technique)))
         return self._settings[technique]
 
     def _components(self, section, calibration, fit) -> list[dict]:

@@ -46,6 +46,10 @@ SETTINGS = {
                   step=(1.0, 2.0, 4.0, 8.0), vapour=0.06, co2=0.10, water=0.25, gain=(0.3, 2.0), scat_offset=0.15,
                   scat_slope=0.15, baseline=0.30, snr=(20.0, 200.0)),
 }
+#: fixed-SNR rows (noise alone): where the physical limit of a 5 % component lies
+FIXED_SNR = (15.0, 30.0, 60.0, 120.0)
+for _v in FIXED_SNR:
+    SETTINGS[f"snr{_v:g}"] = {**SETTINGS["harsh"], "snr": (_v, _v)}
 #: the FTIR effects in the order they act on the light (``all``: every one of them)
 EFFECTS = ("atr", "dispersion", "resolution", "calibration", "step", "vapour", "water", "scatter", "baseline",
            "noise")
@@ -210,6 +214,7 @@ def conditions() -> list[tuple[str, set[str], str]]:
     """(label, active effects, setting) of every row: none, each effect alone (harsh range), all moderate, all harsh."""
     rows = [("none", set(), "moderate")]
     rows += [(f"{e} (harsh)", {e} | ({"noise"} if False else set()), "harsh") for e in EFFECTS]
+    rows += [(f"noise SNR {v:g} (only)", {"noise"}, f"snr{v:g}") for v in FIXED_SNR]
     rows += [("all, moderate", set(EFFECTS), "moderate"), ("all, harsh", set(EFFECTS), "harsh")]
     return rows
 
@@ -244,3 +249,38 @@ def table_line(label: str, row: dict) -> str:
     cells = [row["top1"], row["verdict"], row["spurious"], row["alarm_5"], row["alarm_10"], row["alarm_25"],
              row["false_alarm"], row["caution"]]
     return f"| {label} | " + " | ".join(pct(c) for c in cells) + " |"
+
+
+def calibration_data(model, section, refs, seed: int, rounds: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(component features ``ALL_FEATURES``, truly present 0/1) of every fitted component of the suite's
+    queries on ``seed`` (every condition, ``rounds`` draws each), for fitting the FTIR confidence default.
+
+    Present: the substance is in the sample, or, for an alarm-class substance, one of its class is.
+    Refuses the evaluation seed.
+    """
+    from fol.identification.confidence import features
+    from fol.spectrum import SpectrumBatch
+
+    if seed == EVAL_SEED:
+        raise ValueError(f"seed {EVAL_SEED} is the suite's evaluation seed; calibrate on a development seed")
+    cls_of = dict(zip(section.names, section.classes))
+    alarm_of = dict(zip(section.names, np.asarray(section.alarm).tolist()))
+    x, y = [], []
+    for r in range(rounds):
+        for i, (label, active, setting) in enumerate(conditions()):
+            rng = np.random.default_rng([seed, i, r])
+            queries = make_queries(section, refs, active, SETTINGS[setting], rng)
+            groups: dict[tuple, list[int]] = {}
+            for k, q in enumerate(queries):
+                groups.setdefault((q.x.size, float(q.x[0]), float(q.x[-1])), []).append(k)
+            for idx in groups.values():
+                batch = SpectrumBatch(queries[idx[0]].x, np.stack([queries[k].y for k in idx]), "ftir", "absorbance")
+                raw, mask = model.prepare(batch)
+                for k, fit in zip(idx, model.fit_many(raw, mask)):
+                    truth = queries[k].truth
+                    present = {cls_of[nm] for nm in truth}
+                    for j, c in enumerate(fit.components):
+                        nm = section.names[c.row]
+                        x.append(features(c, fit, j == 0))
+                        y.append(int(nm in truth or (alarm_of[nm] and cls_of[nm] in present)))
+    return np.array(x), np.array(y)
