@@ -106,6 +106,12 @@ def format_result(r: dict) -> str:
         lines += ["*" * 64, f"*  ALARM: {', '.join(r['alarm_classes']).upper():<53} *", "*" * 64]
     elif r.get("possible_alarm_classes"):
         lines += [f"!  CAUTION: cannot rule out {', '.join(r['possible_alarm_classes'])}: confirm in the lab"]
+        for c in r.get("possible_components") or ():
+            frac = f", ~{c['fraction']:.0%} of signal" if c.get("fraction") is not None else ""
+            conf = f", confidence {c['confidence']:.2f}" if c.get("confidence") is not None else ""
+            lines.append(f"!    possibly {c['name']} ({c['class']}){frac}{conf}")
+    for advice in r.get("advice") or ():
+        lines.append(f"!  Measure again: {advice}")
     comps = r["components"]
     if r["verdict"] in ("identified", "mixture"):
         lines.append(f"Verdict: {r['verdict']}")

@@ -89,6 +89,8 @@ RESPONSE_RANGE = 3.0
 #: cap of the residual's lag-1 autocorrelation in the F-test: at least n/19 effective points, so
 #: that a residual dominated by components not (yet) in the model cannot void every test
 RHO_MAX = 0.9
+#: the misfit's own autocorrelation is used in the F-test when it is at least this share of the residual
+MISFIT_SHARE = 0.25
 #: parameters one component adds to the model (amplitude, shift, width)
 PARAMS_PER_COMPONENT = 3
 #: registration search: axis offsets (cm-1) tried, coarse then fine
@@ -123,6 +125,11 @@ class MixturePolicy:
     #: difference), and by at least this many noise variances (evidence of ~5 sigma): a
     #: noise-limited fit keeps a weak component its noise allows, a misfit one is not filled
     min_chi2: float = 25.0
+    #: ... and by at least this share of the baseline-free signal's energy: a library reproduces another
+    #: instrument's spectrum to ~1-2 % of its amplitude at best, so a component that explains less
+    #: is indistinguishable from the main components' misfit (a two-agent misfit is not filled
+    #: with a drug; chosen on the suite's development seed)
+    min_share: float = 3e-4
     #: interior segments of the cubic B-spline baseline
     baseline_segments: int = 12
     #: Savitzky-Golay window (points) of the reference derivatives
@@ -276,19 +283,51 @@ def noise_level(y: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0)) if d2.size else 0.0
 
 
-def _lag1(r: np.ndarray) -> float:
-    """Lag-1 autocorrelation of a residual (0 for a constant one)."""
+def _lag1(r: np.ndarray, sigma: float = 0.0) -> float:
+    """Lag-1 autocorrelation of a residual (0 for a constant one).
+
+    With the white-noise level ``sigma`` known, that of the residual's *misfit* part:
+    ``c1 / (c0 - sigma^2)`` (white noise adds ``sigma^2`` to the variance and nothing to
+    the lag-1 covariance), used when the misfit is at least ``MISFIT_SHARE`` of the
+    residual's variance. Otherwise noise added to a misfit residual would dilute its
+    correlation and let misfit-filling components pass the F-test.
+    """
     r = r - r.mean()
     den = float(r @ r)
-    return float(r[1:] @ r[:-1]) / den if den > 0 else 0.0
+    if den <= 0:
+        return 0.0
+    c1 = float(r[1:] @ r[:-1])
+    misfit = den - r.size * sigma * sigma
+    if sigma > 0 and misfit > MISFIT_SHARE * den:
+        return c1 / misfit
+    return c1 / den
 
 
-def f_test(rss_small: float, rss_big: float, n: int, p_added: int, p_total: int, residual: np.ndarray) -> float:
-    """p-value of the partial F-test that the bigger model fits better, with AR(1)-corrected dof."""
+def effective_points(residual: np.ndarray, sigma: float = 0.0) -> float:
+    """Effective number of independent points of a residual = white noise + AR(1) misfit.
+
+    With per-point noise variance ``s2 = sigma^2`` and misfit variance ``vm`` of lag-1
+    correlation ``rho``, a fitted column picks up ``s2 + vm (1 + rho) / (1 - rho)`` per
+    parameter, so ``n_eff = n (s2 + vm) / (s2 + vm (1 + rho) / (1 - rho))``: ``n`` for a
+    noise-limited residual, the AR(1) ``n (1 - rho) / (1 + rho)`` for a misfit one.
+    """
+    n = residual.size
+    r = residual - residual.mean()
+    c0 = float(r @ r) / max(n, 1)
+    s2 = min(sigma * sigma, c0) if sigma > 0 else 0.0
+    vm = c0 - s2
+    if vm <= 0 or c0 <= 0:
+        return float(n)
+    rho = min(max(float(r[1:] @ r[:-1]) / max(n - 1, 1) / vm, 0.0), RHO_MAX)
+    return n * (s2 + vm) / (s2 + vm * (1.0 + rho) / (1.0 - rho))
+
+
+def f_test(rss_small: float, rss_big: float, n: int, p_added: int, p_total: int, residual: np.ndarray,
+           sigma: float = 0.0) -> float:
+    """p-value of the partial F-test that the bigger model fits better, dof from ``effective_points``."""
     if rss_big <= 0:
         return 0.0
-    rho = min(max(_lag1(residual), 0.0), RHO_MAX)
-    n_eff = n * (1.0 - rho) / (1.0 + rho)
+    n_eff = effective_points(residual, sigma) * n / max(residual.size, 1)
     dof = max(n_eff - p_total, 1.0)
     f = ((rss_small - rss_big) / p_added) / (rss_big / dof)
     return float(fdtrc(p_added, dof, f)) if f > 0 else 1.0
@@ -508,7 +547,7 @@ class MixtureModel:
         chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first],
                                                 width=width, sigma=sigma)
         chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1], sigma)
-        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1])
+        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma)
         fit.corrected = y
         fit.registration = reg
         fit.sigma = sigma if sigma > 0 else noise_level(y[mask])
@@ -530,7 +569,7 @@ class MixtureModel:
         pool = list(start) + [int(j) for j in ranked]
         return [j for j in dict.fromkeys(pool) if names[j] not in taken][: self.policy.candidates + len(start)]
 
-    def _enough(self, rss_without: float, rss: float, n: int, sigma: float) -> bool:
+    def _enough(self, rss_without: float, rss: float, n: int, sigma: float, rss0: float = 0.0) -> bool:
         """Whether a component that lowers the residual from ``rss_without`` to ``rss`` is worth keeping.
 
         It must lower it by ``min_gain`` of what exceeds the noise (all of it when the noise
@@ -538,6 +577,8 @@ class MixtureModel:
         """
         pol = self.policy
         drop = rss_without - rss
+        if drop < pol.min_share * rss0:
+            return False
         if sigma <= 0:
             return rss_without > 0 and drop / rss_without >= pol.min_gain
         var = sigma * sigma
@@ -554,6 +595,7 @@ class MixtureModel:
         chosen: list[int] = []
         cols = np.empty((yp.size, 0))
         rss, resid = float(yp @ yp), yp
+        total = rss
         while len(chosen) < (limit or pol.max_components) and rss > 0:
             if chosen:
                 pool = self._pool((yield resid), [], chosen)
@@ -565,7 +607,7 @@ class MixtureModel:
                 x, r = nnls(a, yp)
                 if x[-4:].sum() > 0 and (best is None or r * r < best[1]):
                     best = (j, r * r, a, yp - a @ x)
-            if best is None or not self._enough(rss, best[1], yp.size, sigma):
+            if best is None or not self._enough(rss, best[1], yp.size, sigma, total):
                 break
             chosen.append(best[0])
             cols, rss, resid = best[2], best[1], best[3]
@@ -631,8 +673,8 @@ class MixtureModel:
             for i in range(len(chosen)):
                 keep = np.r_[0:4 * i, 4 * i + 4:cols.shape[1]]
                 rss_without = nnls(cols[:, keep], yp)[1] ** 2 if keep.size else float(yp @ yp)
-                p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, p_total, resid)
-                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma)
+                p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, p_total, resid, sigma)
+                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma, float(yp @ yp))
                 if weak and (worst is None or p > worst[1]):
                     worst = (i, p)
             if worst is None:
@@ -646,7 +688,7 @@ class MixtureModel:
         r = np.swapaxes(self.rays(rows, width)[:, :, mask], 1, 2)
         return r - q @ (np.swapaxes(q, 0, 1) @ r)
 
-    def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline) -> MixtureFit:
+    def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0) -> MixtureFit:
         """Amplitudes, fractions and scores of the kept components, most abundant first."""
         resid = yp - cols @ coef if chosen else yp
         if not chosen:
@@ -659,7 +701,8 @@ class MixtureModel:
         for i, row in enumerate(chosen):
             own = resid + shapes[i]
             rss_without = float(own @ own) if k == 1 else nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
-            p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, n_baseline + PARAMS_PER_COMPONENT * k, resid)
+            p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, n_baseline + PARAMS_PER_COMPONENT * k, resid,
+                       sigma)
             comps.append(Component(row, float(amp[i]), float(amp[i] / total) if total > 0 else 0.0,
                                    pearson(shapes[i], own), (rss_without - rss) / rss_without if rss_without > 0 else 0.0,
                                    p))

@@ -102,10 +102,14 @@ class Identifier:
         if technique not in self._settings:
             from fol.identification.confidence import default_calibration, section_calibration
 
+            from fol.identification.confidence import DEFAULT_POLICY_BY_TECHNIQUE
+
             stored = section_calibration(self.library.section(technique))
             policy = self.policy
             if policy is None:
-                policy = replace(DecisionPolicy(), **stored[1]) if stored else DecisionPolicy()
+                overrides = stored[1] if stored else (DEFAULT_POLICY_BY_TECHNIQUE.get(technique, {})
+                                                      if self.calibration is None else {})
+                policy = replace(DecisionPolicy(), **overrides)
             self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration(technique)))
         return self._settings[technique]
 

@@ -73,7 +73,8 @@ def atr_dispersion(x, y, beta: float):
     low-wavenumber side of each band (bands shift down, as measured in ATR).
     """
     peak = float(np.max(np.abs(y))) or 1.0
-    n_prime = np.imag(hilbert(y - np.median(y))) / peak
+    # scipy: imag(hilbert) is positive on the high-index (high-wavenumber) side of a band; n rises on the low side
+    n_prime = -np.imag(hilbert(y - np.median(y))) / peak
     return y * (1.0 + beta * n_prime)
 
 

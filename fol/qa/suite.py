@@ -219,7 +219,7 @@ def conditions() -> list[tuple[str, set[str], str]]:
     return rows
 
 
-def run(identifier, section, refs, seed: int, only: list[str] | None = None, repeats: int = 1,
+def run(identifier, section, refs, seed: int, only: list[str] | None = None, repeats: int = 3,
         progress=None) -> list[tuple[str, dict]]:
     """Every condition's row (``only``: labels to run), seeded per condition."""
     out = []
@@ -284,3 +284,183 @@ def calibration_data(model, section, refs, seed: int, rounds: int = 1) -> tuple[
                         x.append(features(c, fit, j == 0))
                         y.append(int(nm in truth or (alarm_of[nm] and cls_of[nm] in present)))
     return np.array(x), np.array(y)
+
+
+def evidence(identifier, queries: list[Query]) -> list[dict]:
+    """``Identifier.evidence`` (class alarm asked whatever the confidence) per query, in query order."""
+    from fol.spectrum import SpectrumBatch
+
+    out: list[dict | None] = [None] * len(queries)
+    groups: dict[tuple, list[int]] = {}
+    for i, q in enumerate(queries):
+        groups.setdefault((q.x.size, float(q.x[0]), float(q.x[-1])), []).append(i)
+    for idx in groups.values():
+        batch = SpectrumBatch(queries[idx[0]].x, np.stack([queries[i].y for i in idx]), "ftir", "absorbance")
+        for i, ev in zip(idx, identifier.evidence(batch, source="suite", entry="q", gate=None)):
+            out[i] = ev
+    return out  # type: ignore[return-value]
+
+
+def policy_sweep(identifier, section, refs, seed: int, min_conf=np.round(np.arange(0.3, 0.991, 0.05), 2),
+                 caution=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)) -> list[dict]:
+    """Rates over every condition (pooled) per (min_confidence, caution_confidence) on a development seed."""
+    from dataclasses import replace
+
+    if seed == EVAL_SEED:
+        raise ValueError(f"seed {EVAL_SEED} is the suite's evaluation seed; tune on a development seed")
+    pol0 = identifier.settings("ftir")[0]
+    rows = []
+    for i, (label, active, setting) in enumerate(conditions()):
+        rng = np.random.default_rng([seed, i])
+        queries = make_queries(section, refs, active, SETTINGS[setting], rng)
+        rows += list(zip(queries, evidence(identifier, queries)))
+    out = []
+    for t in min_conf:
+        for c in caution:
+            if c > t:
+                continue
+            pol = replace(pol0, min_confidence=float(t), caution_confidence=float(c))
+            res = [identifier.decide_row(ev, pol) for _, ev in rows]
+            row = score(section, [q for q, _ in rows], res)
+            row.pop("failures")
+            out.append({"min_confidence": float(t), "caution_confidence": float(c),
+                        **{k: v[0] / v[1] if v[1] else 0.0 for k, v in row.items()}})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- real cross-instrument Raman
+
+
+def _pearson_rows(lib: np.ndarray, q: np.ndarray) -> np.ndarray:
+    a = lib - lib.mean(axis=1, keepdims=True)
+    b = q - q.mean()
+    den = np.linalg.norm(a, axis=1) * (np.linalg.norm(b) or 1.0)
+    return np.divide(a @ b, den, out=np.zeros(len(a)), where=den > 0)
+
+
+def peer_scores(grid, lib_raw: np.ndarray, x, y) -> dict[str, np.ndarray]:
+    """Similarity of a query to every library row by the peers, on the grid points the query covers.
+
+    ``raw Pearson``: correlation of the spectra as measured; ``AsLS + Pearson``: both
+    baseline-corrected by asymmetric least squares (pybaselines ``asls``, lam 1e5, p 0.01)
+    first; ``derivative``: correlation of Savitzky-Golay first derivatives (11 points,
+    quadratic), as Open Specy's default processing does.
+    """
+    from pybaselines.whittaker import asls
+    from scipy.signal import savgol_filter
+
+    m = (grid >= x[0]) & (grid <= x[-1])
+    g = grid[m]
+    q = np.interp(g, x, y)
+    lib = np.asarray(lib_raw, float)[:, m]
+
+    def corrected(v):
+        return v - asls(v, lam=1e5, p=0.01)[0]
+
+    return {
+        "raw Pearson": _pearson_rows(lib, q),
+        "AsLS + Pearson": _pearson_rows(np.stack([corrected(r) for r in lib]), corrected(q)),
+        "derivative": _pearson_rows(savgol_filter(lib, 11, 2, deriv=1, axis=1), savgol_filter(q, 11, 2, deriv=1)),
+    }
+
+
+def _two_column(path, workdir: Path) -> Path:
+    """An ENLIGHTEN export (``key,value`` header, then a ``Pixel,...,Wavenumber,Processed`` table) as a
+    two-column ``wavenumber,intensity`` CSV in ``workdir`` (same file name); other files unchanged.
+
+    (``fol.io.importers`` reads such a file's *Pixel* column as the axis: reported to the lead.)
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return path
+    lines = path.read_text(errors="replace").splitlines()
+    head = next((i for i, ln in enumerate(lines) if ln.startswith("Pixel,") and "Wavenumber" in ln), None)
+    if head is None:
+        return path
+    cols = lines[head].split(",")
+    iw, ip = cols.index("Wavenumber"), cols.index("Processed")
+    rows = []
+    for ln in lines[head + 1:]:
+        parts = ln.split(",")
+        try:
+            rows.append((float(parts[iw]), float(parts[ip])))
+        except (ValueError, IndexError):
+            continue
+    folder = Path(workdir) / "enlighten"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / path.name
+    out.write_text("wavenumber,intensity\n" + "".join(f"{w!r},{v!r}\n" for w, v in sorted(rows)))
+    return out
+
+
+def cross_instrument(lib_files, query_files, key, workdir: Path, name: str) -> dict:
+    """Library imported from ``lib_files`` (one instrument), queries ``query_files`` (another).
+
+    ``key(file name)`` is the truth label (substance or class). Counts (right, total) for
+    fol's top hit (``fol top-1``), fol's reported verdict (``identified`` with the right
+    substance: one component, no caution) and each peer's top-1.
+    """
+    from fol.identification.pipeline import Identifier
+    from fol.io.importers import read_spectra_file
+    from fol.io.library import load_library
+    from fol.libtools.tools import import_library
+
+    lib_files = [_two_column(p, workdir) for p in lib_files]
+    query_files = [_two_column(p, workdir) for p in query_files]
+    out = Path(workdir) / f"{name}.h5"
+    import_library([str(p) for p in lib_files], out, technique="raman", name=name)
+    lib = load_library(out)
+    sec = lib.section("raman")
+    row_key = [key(p.split(":", 1)[1]) for p in sec.provenance]
+    key_of = dict(zip(sec.names, row_key))
+    labels = set(row_key)
+    ident = Identifier(lib)
+    counts: dict[str, list] = {}
+
+    def add(k, ok):
+        c = counts.setdefault(k, [0, 0])
+        c[0] += bool(ok)
+        c[1] += 1
+
+    for path in query_files:
+        truth = key(Path(path).name)
+        if truth not in labels:
+            continue
+        [(_, spec)] = read_spectra_file(path, "raman")
+        r = ident.analyse_spectrum(spec, source=str(path), entry="q")
+        top = r["hits"][0]["name"] if r["hits"] else None
+        add("fol top-1", key_of.get(top) == truth)
+        comps = r["components"]
+        add("fol verdict", r["verdict"] == "identified" and len(comps) == 1 and key_of.get(comps[0]["name"]) == truth)
+        # the same, counting a verdict whose components are all references of the true label (e.g. two
+        # polyethylene samples of the library fitted together) as right
+        add("fol verdict, same-label components", r["verdict"] in ("identified", "mixture") and bool(comps)
+            and all(key_of.get(c["name"]) == truth for c in comps))
+        order = np.argsort(spec.wavenumber)
+        for peer, s in peer_scores(sec.grid, sec.raw, spec.wavenumber[order], spec.intensity[order]).items():
+            add(peer, row_key[int(np.argmax(s))] == truth)
+    return counts
+
+
+def raman_datasets(real: Path) -> list[tuple[str, list, list, object]]:
+    """(label, library files, query files, key) of the real cross-instrument Raman comparisons."""
+    import re
+
+    out = []
+    w = Path(real) / "raman_wasatch_enlighten"
+    s1 = sorted(next(w.glob("set1*")).glob("*.csv")) if w.is_dir() else []
+    s3 = sorted(next(w.glob("set3*")).glob("*.csv")) if w.is_dir() else []
+    if s1 and s3:
+        stem = lambda f: Path(f).stem.lower()  # noqa: E731
+        out.append(("Wasatch set1 library, set3 queries", s1, s3, stem))
+        out.append(("Wasatch set3 library, set1 queries", s3, s1, stem))
+    sl = sorted((Path(real) / "raman_plastics_slopp").glob("*.txt"))
+    if sl:
+        cls = lambda f: re.match(r"[A-Za-z]+", Path(f).name).group(0)  # noqa: E731
+        by: dict[str, list] = {}
+        for f in sl:
+            by.setdefault(cls(f), []).append(f)
+        lib_f = [f for fs in by.values() for f in fs[0::2]]
+        q_f = [f for fs in by.values() if len(fs) > 1 for f in fs[1::2]]
+        out.append(("SLoPP plastics, half library / half queries (by class)", lib_f, q_f, cls))
+    return out
