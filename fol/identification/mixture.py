@@ -45,6 +45,20 @@ intensities scale bands smoothly along the axis, the same for all components. Af
 the first component is found, a smooth multiplicative response is estimated from it
 (``response``) and the query divided by it before the selection is run for good.
 
+Registration (issue 12): after the first forward step, what the instrument did to every
+band alike is estimated from the dominant component (``register``: axis offset and
+stretch, a power-law response ``nu^-p`` for ATR penetration depth, an extra line width)
+and undone before the selection runs for good: the query is mapped back onto the
+library's axis and divided by the response, the references are broadened by the width.
+A query sampled more finely than the grid is binned to the grid step first (``prepare``).
+
+Keep rule in noise units: a component must lower the residual by ``min_chi2`` noise
+variances (sigma from the query's second difference), by ``min_gain`` of the residual in
+excess of the noise, and by ``min_share`` of the signal energy; the F-test's degrees of
+freedom count white noise and the misfit's AR(1) correlation separately
+(``effective_points``), so noise added to a misfit does not let misfit-filling
+components through.
+
 The criterion for keeping a component is then tested in the final model (backward
 elimination): a partial F-test of the model with and without the component
 (``p = 3`` parameters: amplitude, shift, width), with the residual degrees of freedom
@@ -422,27 +436,35 @@ class MixtureModel:
         yp = y[mask] - q @ (q.T @ y[mask])
         base = float(yp @ yp)
         cache: dict[float, np.ndarray] = {}
+        gm = g[mask]
 
-        def cost(d, e, p, w) -> float:
-            if w not in cache:
-                cache[w] = self._broadened(self.refs[row], w)
-            t = np.interp(g - d - e * (g - 1000.0), g, cache[w]) * (g / 1000.0) ** (-p)
-            sp = t[mask]
-            sp = sp - q @ (q.T @ sp)
-            dd, a = float(sp @ sp), float(yp @ sp)
-            return base - a * a / dd if a > 0 and dd > 0 else base
+        def costs(trials) -> np.ndarray:
+            """Residual of ``y ~ a T(s) + baseline`` for each (d, e, p, w) trial, all at once."""
+            rows = []
+            for d, e, p, w in trials:
+                if w not in cache:
+                    cache[w] = self._broadened(self.refs[row], w)
+                rows.append(np.interp(gm - d - e * (gm - 1000.0), g, cache[w]) * (gm / 1000.0) ** (-p))
+            t = np.asarray(rows)
+            t = t - (t @ q) @ q.T
+            dd, a = np.einsum("ij,ij->i", t, t), t @ yp
+            ok = (a > 0) & (dd > 0)
+            return np.where(ok, base - np.divide(a * a, dd, out=np.zeros_like(a), where=ok), base)
 
         best = [0.0, 0.0, 0.0, 0.0]
-        zero = cur = cost(*best)
+        zero = cur = float(costs([best])[0])
 
         def search(k, values) -> None:
             nonlocal cur
+            trials = []
             for v in values:
                 trial = list(best)
                 trial[k] = float(v)
-                c = cost(*trial)
-                if c < cur:
-                    cur, best[k] = c, float(v)
+                trials.append(trial)
+            c = costs(trials)
+            i = int(np.argmin(c))
+            if c[i] < cur:
+                cur, best[k] = float(c[i]), float(values[i])
 
         search(0, REG_SHIFTS)
         for _ in range(2):
