@@ -155,6 +155,9 @@ class MixturePolicy:
     register: bool = True
     #: FTIR: liquid-water bands (moisture) as nuisance columns of the baseline, never reported
     water: bool = False
+    #: FTIR: the dominant component's ATR dispersion distortion ``s H[s]`` (H: Hilbert transform) as a
+    #: nuisance column of the baseline, after registration
+    dispersion: bool = True
 
 
 @dataclass
@@ -413,6 +416,23 @@ class MixtureModel:
             return s
         return gaussian_filter1d(s, width / FWHM_PER_SIGMA / self.step, axis=-1, mode="nearest")
 
+    def _with_dispersion(self, q, mask, row, width) -> np.ndarray:
+        """``q`` extended by the dominant component's dispersion shape ``s H[s]`` (orthonormalised).
+
+        In ATR the sample's refractive index follows the Kramers-Kronig (Hilbert) transform
+        of its absorption, so strong bands are distorted by ~``s (1 + beta H[s])``: a shape
+        tied to the dominant component, which its bounded shift/width terms do not absorb.
+        """
+        from scipy.signal import hilbert
+
+        s = self._broadened(self.refs[row], width)
+        d = s * np.imag(hilbert(s - np.median(s))) / (float(np.max(s)) or 1.0)
+        dm = d[mask] - q @ (q.T @ d[mask])
+        nrm = float(np.linalg.norm(dm))
+        if not nrm > 1e-9 * (float(np.linalg.norm(d[mask])) or 1.0):
+            return q
+        return np.hstack([q, (dm / nrm)[:, None]])
+
     def register(self, y, mask, q, row) -> tuple[np.ndarray, float, dict]:
         """Register the query to its dominant component: (corrected query, extra line width, parameters).
 
@@ -556,6 +576,8 @@ class MixtureModel:
         width, reg = 0.0, None
         if first and self.policy.register:
             y, width, reg = self.register(y, mask, q, first[0])
+            if self.policy.dispersion and self.section.technique == "ftir":
+                q = self._with_dispersion(q, mask, first[0], width)
             yp = y[mask] - q @ (q.T @ y[mask])
             cols = self._blocks(first, mask, q, width)[0]
         if first and self.policy.response_segments:
