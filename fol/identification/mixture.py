@@ -116,6 +116,8 @@ REG_POWERS = np.arange(-1.5, 1.51, 0.25)
 REG_WIDTHS = (0.0, 3.0, 5.0, 7.0, 9.0, 12.0, 15.0)
 #: registration search: relative axis stretch
 REG_STRETCH = (-1.2e-3, -6e-4, -3e-4, 0.0, 3e-4, 6e-4, 1.2e-3)
+#: a second component with at least this share of the signal triggers a registration on the fitted mixture
+REREGISTER_SHARE = 0.15
 #: a registration is used only when it lowers the first component's residual by this share
 REG_MIN_GAIN = 0.02
 #: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
@@ -153,6 +155,8 @@ class MixturePolicy:
     #: register the query to the first component before the selection (axis shift and stretch,
     #: power-law response, extra line width; see ``MixtureModel.register``)
     register: bool = True
+    #: register again on the fitted mixture when a second component holds ``REREGISTER_SHARE`` of the signal
+    reregister: bool = True
     #: FTIR: liquid-water bands (moisture) as nuisance columns of the baseline, never reported
     water: bool = False
     #: FTIR: the dominant component's ATR dispersion distortion ``s H[s]`` (H: Hilbert transform) as a
@@ -416,6 +420,10 @@ class MixtureModel:
             return s
         return gaussian_filter1d(s, width / FWHM_PER_SIGMA / self.step, axis=-1, mode="nearest")
 
+    def _template(self, row) -> np.ndarray:
+        """A library row's reference, or a given template spectrum (the fitted mixture) as is."""
+        return row if isinstance(row, np.ndarray) else self.refs[row]
+
     def _with_dispersion(self, q, mask, row, width) -> np.ndarray:
         """``q`` extended by the dominant component's dispersion shape ``s H[s]`` (orthonormalised).
 
@@ -425,7 +433,7 @@ class MixtureModel:
         """
         from scipy.signal import hilbert
 
-        s = self._broadened(self.refs[row], width)
+        s = self._broadened(self._template(row), width)
         d = s * np.imag(hilbert(s - np.median(s))) / (float(np.max(s)) or 1.0)
         dm = d[mask] - q @ (q.T @ d[mask])
         nrm = float(np.linalg.norm(dm))
@@ -433,7 +441,7 @@ class MixtureModel:
             return q
         return np.hstack([q, (dm / nrm)[:, None]])
 
-    def register(self, y, mask, q, row) -> tuple[np.ndarray, float, dict]:
+    def register(self, y, mask, q, row, start: dict | None = None) -> tuple[np.ndarray, float, dict]:
         """Register the query to its dominant component: (corrected query, extra line width, parameters).
 
         What an instrument does to every band of the sample alike is estimated once,
@@ -463,7 +471,7 @@ class MixtureModel:
             rows = []
             for d, e, p, w in trials:
                 if w not in cache:
-                    cache[w] = self._broadened(self.refs[row], w)
+                    cache[w] = self._broadened(self._template(row), w)
                 rows.append(np.interp(gm - d - e * (gm - 1000.0), g, cache[w]) * (gm / 1000.0) ** (-p))
             t = np.asarray(rows)
             t = t - (t @ q) @ q.T
@@ -473,6 +481,11 @@ class MixtureModel:
 
         best = [0.0, 0.0, 0.0, 0.0]
         zero = cur = float(costs([best])[0])
+        if start is not None:  # refine a previous registration: one round around it
+            trial = [start["shift_cm1"], start["stretch"], start["power"], start["width_cm1"]]
+            c = float(costs([trial])[0])
+            if c < cur:
+                cur, best = c, trial
 
         def search(k, values) -> None:
             nonlocal cur
@@ -486,8 +499,9 @@ class MixtureModel:
             if c[i] < cur:
                 cur, best[k] = float(c[i]), float(values[i])
 
-        search(0, REG_SHIFTS)
-        for _ in range(2):
+        if start is None:
+            search(0, REG_SHIFTS)
+        for _ in range(2 if start is None else 1):
             search(2, REG_POWERS)
             search(3, REG_WIDTHS)
             search(1, REG_STRETCH)
@@ -573,11 +587,37 @@ class MixtureModel:
         yp = y[mask] - q @ (q.T @ y[mask])
         pool = self._pool((yield yp), start, [])
         first, cols = yield from self._forward(yp, mask, q, pool, limit=1)
+        y0, q0 = y, q
+        y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss = yield from self._select(
+            y0, mask, q0, first, first[0] if first else None, cols, yp, pool)
+        if self.policy.register and self.policy.reregister and len(chosen) >= 2:
+            # a second component of real weight biases a registration made on the first alone:
+            # register again on the fitted mixture itself and select again
+            amp = coef.reshape(len(chosen), 4).sum(axis=1)
+            if amp.sum() > 0 and np.sort(amp)[-2] / amp.sum() >= REREGISTER_SHARE:
+                template = (amp[:, None] * self.refs[chosen]).sum(axis=0)
+                # candidates: what the first pass chose, no new screening: the second pass decides which
+                # of them the better-registered mixture still needs (a misfit filler goes)
+                y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss = yield from self._select(
+                    y0, mask, q0, first, template, None, None, list(chosen), rescreen=False, start=reg)
+        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma)
+        fit.corrected = y
+        fit.registration = reg
+        fit.sigma = sigma if sigma > 0 else noise_level(y[mask])
+        if chosen:
+            rays = self.rays(chosen, width)
+            order = [chosen.index(c.row) for c in fit.components]
+            fit.contributions = np.stack([coef[4 * i:4 * i + 4] @ rays[i] for i in order])
+        return fit
+
+    def _select(self, y, mask, q, first, template, cols, yp, pool, rescreen: bool = True, start=None):
+        """Registration on ``template`` (a library row or a spectrum), response, forward selection and
+        backward elimination: (y, q, yp, width, registration, sigma, rss0, chosen, cols, coef, rss)."""
         width, reg = 0.0, None
         if first and self.policy.register:
-            y, width, reg = self.register(y, mask, q, first[0])
+            y, width, reg = self.register(y, mask, q, template, start)
             if self.policy.dispersion and self.section.technique == "ftir":
-                q = self._with_dispersion(q, mask, first[0], width)
+                q = self._with_dispersion(q, mask, template, width)
             yp = y[mask] - q @ (q.T @ y[mask])
             cols = self._blocks(first, mask, q, width)[0]
         if first and self.policy.response_segments:
@@ -589,17 +629,9 @@ class MixtureModel:
         # step reuses the first screening (one screening less per spectrum)
         sigma = noise_level(y[mask]) if self.policy.min_chi2 > 0 else 0.0
         chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first],
-                                                width=width, sigma=sigma)
+                                                width=width, sigma=sigma, rescreen=rescreen)
         chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1], sigma)
-        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma)
-        fit.corrected = y
-        fit.registration = reg
-        fit.sigma = sigma if sigma > 0 else noise_level(y[mask])
-        if chosen:
-            rays = self.rays(chosen, width)
-            order = [chosen.index(c.row) for c in fit.components]
-            fit.contributions = np.stack([coef[4 * i:4 * i + 4] @ rays[i] for i in order])
-        return fit
+        return y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss
 
     def _pool(self, ranked, start, chosen) -> list[int]:
         """Candidates for the next step: ``start`` rows, then the best-screening entries, new names only.
@@ -629,7 +661,8 @@ class MixtureModel:
         excess = max(rss_without - n * var, 0.0)
         return drop >= pol.min_gain * excess and drop >= pol.min_chi2 * var
 
-    def _forward(self, yp, mask, q, pool, limit: int | None = None, width: float = 0.0, sigma: float = 0.0):
+    def _forward(self, yp, mask, q, pool, limit: int | None = None, width: float = 0.0, sigma: float = 0.0,
+                 rescreen: bool = True):
         """Add, one at a time, the entry that lowers the residual most, while it falls by ``min_gain``.
 
         ``pool`` is the candidate list of the first step; later steps screen the residual
@@ -641,8 +674,11 @@ class MixtureModel:
         rss, resid = float(yp @ yp), yp
         total = rss
         while len(chosen) < (limit or pol.max_components) and rss > 0:
-            if chosen:
+            if chosen and rescreen:
                 pool = self._pool((yield resid), [], chosen)
+            elif chosen:
+                taken = {self.section.names[j] for j in chosen}
+                pool = [j for j in pool if self.section.names[j] not in taken]
             if not pool:
                 break
             best = None
