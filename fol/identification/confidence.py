@@ -97,7 +97,7 @@ class Calibration:
                            "intercept": float(self.intercept)})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
+    def from_dict(cls, d: dict) -> Calibration:
         names = tuple(d.get("features", FEATURES))
         if not set(names) <= set(ALL_FEATURES) or len(set(names)) != len(names):
             raise ValueError(f"calibration features {list(names)} are not among {list(ALL_FEATURES)}")
@@ -107,7 +107,7 @@ class Calibration:
         return cls(coef, float(d["intercept"]), names)
 
     @classmethod
-    def from_json(cls, text: str) -> "Calibration":
+    def from_json(cls, text: str) -> Calibration:
         return cls.from_dict(json.loads(text))
 
 
@@ -146,8 +146,8 @@ def section_calibration(section) -> tuple[Calibration, dict] | None:
         return None
     from dataclasses import fields
 
-    from fol.identification.decide import DecisionPolicy
     from fol.errors import LibraryError
+    from fol.identification.decide import DecisionPolicy
 
     try:
         d = json.loads(section.calibration_json)

@@ -100,9 +100,8 @@ class Identifier:
     def settings(self, technique: str):
         """(decision policy, confidence calibration) used for ``technique``: explicit, the section's, or default."""
         if technique not in self._settings:
-            from fol.identification.confidence import default_calibration, section_calibration
-
-            from fol.identification.confidence import DEFAULT_POLICY_BY_TECHNIQUE
+            from fol.identification.confidence import (DEFAULT_POLICY_BY_TECHNIQUE, default_calibration,
+                                                       section_calibration)
 
             stored = section_calibration(self.library.section(technique))
             policy = self.policy

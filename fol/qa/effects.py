@@ -135,7 +135,7 @@ def vapour_spectra(x) -> tuple[np.ndarray, np.ndarray]:
 def liquid_water(x) -> np.ndarray:
     """Liquid water (ATR absorbance shape, max 1): O-H stretch 3400 (FWHM ~350), bend 1640 (FWHM ~80, 0.3x),
     libration ~700 (broad, 0.25x)."""
-    g = lambda c, w, h: h * np.exp(-0.5 * ((x - c) / (w / FWHM_PER_SIGMA)) ** 2)  # noqa: E731
+    g = lambda c, w, h: h * np.exp(-0.5 * ((x - c) / (w / FWHM_PER_SIGMA)) ** 2)
     y = g(3390.0, 350.0, 1.0) + g(3220.0, 200.0, 0.45) + g(1640.0, 80.0, 0.3) + g(700.0, 300.0, 0.25)
     return y / y.max()
 

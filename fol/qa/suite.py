@@ -99,7 +99,7 @@ class Query:
 def apply_effects(y: np.ndarray, active: set[str], setting: dict, rng) -> tuple[np.ndarray, np.ndarray]:
     """(axis, row) of one fine mixture row after the ``active`` effects, parameters drawn from ``setting``."""
     s, x = setting, FINE
-    u = lambda r: rng.uniform(*r)  # noqa: E731
+    u = lambda r: rng.uniform(*r)
     peak = float(y.max())
     if "atr" in active:
         y = fx.atr_response(x, y, u(s["atr_p"]))
@@ -451,12 +451,12 @@ def raman_datasets(real: Path) -> list[tuple[str, list, list, object]]:
     s1 = sorted(next(w.glob("set1*")).glob("*.csv")) if w.is_dir() else []
     s3 = sorted(next(w.glob("set3*")).glob("*.csv")) if w.is_dir() else []
     if s1 and s3:
-        stem = lambda f: Path(f).stem.lower()  # noqa: E731
+        stem = lambda f: Path(f).stem.lower()
         out.append(("Wasatch set1 library, set3 queries", s1, s3, stem))
         out.append(("Wasatch set3 library, set1 queries", s3, s1, stem))
     sl = sorted((Path(real) / "raman_plastics_slopp").glob("*.txt"))
     if sl:
-        cls = lambda f: re.match(r"[A-Za-z]+", Path(f).name).group(0)  # noqa: E731
+        cls = lambda f: re.match(r"[A-Za-z]+", Path(f).name).group(0)
         by: dict[str, list] = {}
         for f in sl:
             by.setdefault(cls(f), []).append(f)

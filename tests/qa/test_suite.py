@@ -23,7 +23,7 @@ def test_atr_response_is_a_power_of_wavenumber():
 def test_dispersion_moves_a_strong_band_to_lower_wavenumber():
     y = band(1500.0, 12.0)
     out = fx.atr_dispersion(X, y, 0.3)
-    centroid = lambda v: float((X * v).sum() / v.sum())  # noqa: E731
+    centroid = lambda v: float((X * v).sum() / v.sum())
     assert centroid(out) < centroid(y) - 0.1
 
 
@@ -56,6 +56,7 @@ def test_raman_excitation_response_is_one_at_1000():
 @pytest.fixture(scope="module")
 def enfsi(enfsi_library):
     from conftest import REAL
+
     from fol.io.library import load_library
 
     lib = load_library(enfsi_library)
@@ -75,7 +76,7 @@ def test_harsh_calibration_error_keeps_the_alarm_on_real_spectra(enfsi):
 
     lib, sec, refs = enfsi
     [(label, row)] = suite.run(Identifier(lib), sec, refs, suite.DEV_SEED, only=["calibration (harsh)"], repeats=1)
-    rate = lambda k: row[k][0] / row[k][1]  # noqa: E731
+    rate = lambda k: row[k][0] / row[k][1]
     assert rate("top1") == 1.0 and rate("spurious") <= 0.02
     assert rate("alarm_10") >= 0.97 and rate("alarm_25") >= 0.99 and rate("alarm_5") >= 0.9
     assert rate("false_alarm") <= 0.03
