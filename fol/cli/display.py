@@ -73,6 +73,15 @@ def format_result(r: dict, acquisition: dict | None = None) -> str:
         lines += banner("ALARM: " + ", ".join(r.get("alarm_classes") or ["alarm"]).upper())
     elif r.get("possible_alarm_classes"):
         lines.append(f"!  CAUTION: cannot rule out {', '.join(r['possible_alarm_classes'])}: confirm in the lab")
+        for c in r.get("possible_components") or ():
+            frac = f", ~{c['fraction']:.0%} of signal" if c.get("fraction") is not None else ""
+            conf = f", confidence {c['confidence']:.2f}" if c.get("confidence") is not None else ""
+            lines.append(f"!    possibly {c.get('name')} ({c.get('class')}){frac}{conf}")
+        if r.get("caution"):
+            lines.append(f"!    {one_line(r['caution'])}")
+    advice = r.get("advice") or ()
+    for text in [advice] if isinstance(advice, str) else advice:
+        lines.append(f"!  Measure again: {one_line(text)}")
     flags = r.get("flags") or []
     if "unverified_library" in flags:
         lines.append("!  WARNING: the library's content hash was NOT verified (--allow-unverified): "
@@ -85,8 +94,6 @@ def format_result(r: dict, acquisition: dict | None = None) -> str:
             lines.append(f"  {c['name']} ({c['class']}), score {_score(c.get('score'))}{frac}")
     else:
         lines.append(f"Verdict: {r.get('verdict')}" + (f" ({one_line(r['error'])})" if r.get("error") else ""))
-    if r.get("advice"):
-        lines.append(f"  Advice: {r['advice']}")
     if "computed_reference" in flags:
         lines.append("  Note: matched a COMPUTED reference spectrum: screening only, not evidence; "
                      "confirm with a measured reference.")

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 FEATURES = ("score", "log_gain", "log_p", "log_fraction", "explained", "main")
+#: every feature ``features`` computes; a calibration uses the ones it names (older ones: ``FEATURES``)
+ALL_FEATURES = FEATURES + ("log_dchi2", "log_chi2")
 
 #: fitted by ``python benchmarks/accuracy.py --calibrate`` (development seed, see docs/identification.md)
 DEFAULT = {
@@ -50,7 +52,17 @@ DEFAULT = {
 
 
 def features(component, fit, main: bool) -> np.ndarray:
-    """The feature vector of one component (``fol.identification.mixture.Component``) of a fit."""
+    """The feature vector (``ALL_FEATURES``) of one component (``fol.identification.mixture.Component``) of a fit.
+
+    ``log_dchi2``: log10 of the residual's rise when the component is dropped, in units
+    of the white-noise variance (``fit.sigma``): how many noise units of evidence it carries;
+    ``log_chi2``: log10 of the final residual per point over the noise variance (how much
+    of the spectrum no component explains: misfit invites spurious components).
+    """
+    var = max(getattr(fit, "sigma", 0.0), 1e-12) ** 2
+    n = max(getattr(fit.residual, "size", 1), 1)
+    gain = min(max(component.gain, 0.0), 1.0 - 1e-9)
+    drss = fit.rss * gain / (1.0 - gain)
     return np.array([
         component.score,
         np.log10(max(component.gain, 1e-6)),
@@ -58,6 +70,8 @@ def features(component, fit, main: bool) -> np.ndarray:
         np.log10(max(component.fraction, 1e-4)),
         fit.explained,
         1.0 if main else 0.0,
+        float(np.clip(np.log10(max(drss / var, 1e-3)), -3.0, 12.0)),
+        float(np.clip(np.log10(max(fit.rss / n / var, 1e-3)), -3.0, 12.0)),
     ])
 
 
@@ -67,31 +81,57 @@ class Calibration:
 
     coef: np.ndarray
     intercept: float
+    #: the features (names of ``ALL_FEATURES``) the coefficients belong to
+    names: tuple = FEATURES
 
     def probability(self, x: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(x) @ self.coef + self.intercept
+        """P(present) of feature rows: full ``ALL_FEATURES`` rows, or rows of exactly ``names``."""
+        x = np.atleast_2d(x)
+        if x.shape[1] == len(ALL_FEATURES) and len(self.names) != len(ALL_FEATURES):
+            x = x[:, [ALL_FEATURES.index(f) for f in self.names]]
+        z = x @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_json(self) -> str:
-        return json.dumps({"features": list(FEATURES), "coef": [float(c) for c in self.coef],
+        return json.dumps({"features": list(self.names), "coef": [float(c) for c in self.coef],
                            "intercept": float(self.intercept)})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
-        if list(d.get("features", FEATURES)) != list(FEATURES):
-            raise ValueError(f"calibration features {d.get('features')} do not match {list(FEATURES)}")
+    def from_dict(cls, d: dict) -> Calibration:
+        names = tuple(d.get("features", FEATURES))
+        if not set(names) <= set(ALL_FEATURES) or len(set(names)) != len(names):
+            raise ValueError(f"calibration features {list(names)} are not among {list(ALL_FEATURES)}")
         coef = np.asarray(d["coef"], dtype=np.float64)
-        if coef.shape != (len(FEATURES),):
-            raise ValueError(f"calibration needs {len(FEATURES)} coefficients, got {coef.shape}")
-        return cls(coef, float(d["intercept"]))
+        if coef.shape != (len(names),):
+            raise ValueError(f"calibration needs {len(names)} coefficients, got {coef.shape}")
+        return cls(coef, float(d["intercept"]), names)
 
     @classmethod
-    def from_json(cls, text: str) -> "Calibration":
+    def from_json(cls, text: str) -> Calibration:
         return cls.from_dict(json.loads(text))
 
 
-def default_calibration() -> Calibration:
-    return Calibration.from_dict(DEFAULT)
+#: per technique, where a default fitted on real spectra exists: FTIR fitted on the instrument-variation
+#: suite (``python benchmarks/accuracy.py --suite --calibrate``: real ENFSI records through the effects of
+#: ``fol.qa.effects``, every condition, development seed ``fol.qa.suite.DEV_SEED``)
+DEFAULT_BY_TECHNIQUE = {
+    "ftir": {"features": list(ALL_FEATURES),
+             "coef": [0.08210482175839548, -5.7832750534884845, 0.1844190512423581, 10.368667654457406,
+                      1.6244719402845984, 1.059852221185795, 2.3361241426922414, -2.395823466946582],
+             "intercept": 2.8344815156702725},
+}
+
+
+#: decision-policy overrides that go with a technique's default calibration: ``min_confidence`` chosen on the
+#: suite's development seed (``fol.qa.suite.policy_sweep``, pooled over every condition: 0.1 % false
+#: alarms from 0.3 to 0.85, alarm at 5 % 79.2 % at 0.3, 78.9 % at 0.7, 74.6 % at 0.9; 0.7 is kept, the
+#: point where no pure spectrum has a spurious component left)
+DEFAULT_POLICY_BY_TECHNIQUE = {"ftir": {"min_confidence": 0.7, "caution_confidence": 0.2}}
+
+
+def default_calibration(technique: str | None = None) -> Calibration:
+    """The default calibration of a technique (``DEFAULT_BY_TECHNIQUE``, else ``DEFAULT``)."""
+    return Calibration.from_dict(DEFAULT_BY_TECHNIQUE.get(technique, DEFAULT))
 
 
 def section_calibration(section) -> tuple[Calibration, dict] | None:
@@ -106,8 +146,8 @@ def section_calibration(section) -> tuple[Calibration, dict] | None:
         return None
     from dataclasses import fields
 
-    from fol.identification.decide import DecisionPolicy
     from fol.errors import LibraryError
+    from fol.identification.decide import DecisionPolicy
 
     try:
         d = json.loads(section.calibration_json)
@@ -121,13 +161,17 @@ def section_calibration(section) -> tuple[Calibration, dict] | None:
     return cal, policy
 
 
-def fit_calibration(x: np.ndarray, y: np.ndarray) -> Calibration:
-    """Fit the logistic calibration on feature rows ``x`` and 0/1 labels ``y``."""
+def fit_calibration(x: np.ndarray, y: np.ndarray, names: tuple = FEATURES) -> Calibration:
+    """Fit the logistic calibration on feature rows ``x`` (full ``ALL_FEATURES`` rows, or ``names``
+    columns) and 0/1 labels ``y``, using the features ``names``."""
     from sklearn.linear_model import LogisticRegression
 
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] == len(ALL_FEATURES) and len(names) != len(ALL_FEATURES):
+        x = x[:, [ALL_FEATURES.index(f) for f in names]]
     model = LogisticRegression(C=10.0, max_iter=5000)
-    model.fit(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=int))
-    return Calibration(model.coef_[0].astype(np.float64), float(model.intercept_[0]))
+    model.fit(x, np.asarray(y, dtype=int))
+    return Calibration(model.coef_[0].astype(np.float64), float(model.intercept_[0]), tuple(names))
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[tuple[float, float, float, int]]:

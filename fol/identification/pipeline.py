@@ -101,13 +101,16 @@ class Identifier:
     def settings(self, technique: str):
         """(decision policy, confidence calibration) used for ``technique``: explicit, the section's, or default."""
         if technique not in self._settings:
-            from fol.identification.confidence import default_calibration, section_calibration
+            from fol.identification.confidence import (DEFAULT_POLICY_BY_TECHNIQUE, default_calibration,
+                                                       section_calibration)
 
             stored = section_calibration(self.library.section(technique))
             policy = self.policy
             if policy is None:
-                policy = replace(DecisionPolicy(), **stored[1]) if stored else DecisionPolicy()
-            self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration()))
+                overrides = stored[1] if stored else (DEFAULT_POLICY_BY_TECHNIQUE.get(technique, {})
+                                                      if self.calibration is None else {})
+                policy = replace(DecisionPolicy(), **overrides)
+            self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration(technique)))
         return self._settings[technique]
 
     def _components(self, section, calibration, fit) -> list[dict]:
@@ -209,13 +212,19 @@ class Identifier:
     def decide_row(self, ev: dict, policy: DecisionPolicy | None = None) -> dict:
         """The result object for one row's ``evidence`` under ``policy`` (default: the technique's)."""
         if "error" in ev:
-            return error_result(ev["error"], **ev["where"])
+            return self._mark(error_result(ev["error"], **ev["where"]))
         pol = policy or self.settings(ev["where"]["technique"])[0]
         comps = ev["components"]
         if comps is not None and ev["unlisted"] and not confident_analogue(comps, pol.min_confidence):
             comps = comps + [ev["unlisted"]]
-        return substances.caution(decide(base_result(**ev["where"]), ev["hits"], ev["gap"], ev["second"],
-                                         ev["quality"], pol, comps))
+        return self._mark(substances.caution(decide(base_result(**ev["where"]), ev["hits"], ev["gap"], ev["second"],
+                                                    ev["quality"], pol, comps)))
+
+    def _mark(self, result: dict) -> dict:
+        """Flag a result from a library whose content hash did not verify (``--allow-unverified``)."""
+        if not self.library.verified and "unverified_library" not in result["flags"]:
+            result["flags"].append("unverified_library")
+        return result
 
     def analyse(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0) -> list[dict]:
         """One result per row of ``batch``; rows listed in ``batch.invalid`` get error results."""

@@ -251,8 +251,12 @@ def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV
 
     if seed == EVAL_SEED:
         raise ValueError(f"seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed")
+    from fol.identification.confidence import default_calibration
+
     x, y = calibration_set(library, technique, n_spectra, seed)
-    cal = fit_calibration(x, y)
+    # a development set whose fitted components are all right (or all wrong) cannot fit a logistic
+    # map: keep the technique's default then (the threshold is still chosen below)
+    cal = fit_calibration(x, y) if len(set(np.asarray(y).tolist())) > 1 else default_calibration(technique)
     base = DecisionPolicy()
     ident = Identifier(library, calibration=cal, policy=base)
     b = Bench(library, technique, seed, workdir, n, identifier=ident)

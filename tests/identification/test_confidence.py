@@ -39,7 +39,21 @@ def test_fitted_calibration_is_calibrated_on_held_out_data_and_round_trips_as_js
 
 def test_calibration_refuses_mismatched_features():
     with pytest.raises(ValueError):
-        Calibration.from_dict({"features": ["score"], "coef": [1.0], "intercept": 0.0})
+        Calibration.from_dict({"features": ["score", "no_such_feature"], "coef": [1.0, 2.0], "intercept": 0.0})
+    with pytest.raises(ValueError):  # coefficients must match the named features
+        Calibration.from_dict({"features": ["score"], "coef": [1.0, 2.0], "intercept": 0.0})
+
+
+def test_calibration_on_a_subset_of_features_reads_full_feature_rows():
+    """Stored calibrations name their features: the 6 of older libraries and the 8 of the FTIR default
+    both apply to the full feature vector ``features`` computes."""
+    from fol.identification.confidence import ALL_FEATURES
+
+    one = Calibration.from_dict({"features": ["score"], "coef": [4.0], "intercept": -2.0})
+    row = np.zeros(len(ALL_FEATURES))
+    row[ALL_FEATURES.index("score")] = 1.0
+    assert np.isclose(one.probability(row)[0], 1 / (1 + np.exp(-2.0)))
+    assert default_calibration("ftir").names == ALL_FEATURES
 
 
 def test_default_calibration_ranks_a_clear_component_above_a_doubtful_one():

@@ -79,3 +79,21 @@ def test_missing_technique_is_reported(lib_and_queries):
     ftir = SpectrumBatch(np.linspace(700, 3900, 800), np.ones((1, 800)), "ftir", "absorbance")
     r = Identifier(lib).analyse(ftir, source="t", entry="e")[0]
     assert r["verdict"] == "inconclusive" and "ftir" in r["error"]
+
+
+def test_unverified_library_is_flagged(lib_and_queries, tmp_path):
+    """Issue 14.3: a tampered library used with --allow-unverified leaves a trace in every result."""
+    import shutil
+
+    import h5py
+
+    lib, batch, _ = lib_and_queries
+    copy = tmp_path / "tampered.h5"
+    shutil.copy(lib.path, copy)
+    with h5py.File(copy, "r+") as f:
+        f["raman/raw"][0, 0] += 1.0
+    tampered = load_library(copy, allow_unverified=True)
+    assert not tampered.verified
+    results = Identifier(tampered).analyse(batch, source="t", entry="e")
+    assert all("unverified_library" in r["flags"] for r in results)
+    assert all("unverified_library" not in r["flags"] for r in Identifier(lib).analyse(batch, source="t", entry="e"))
