@@ -197,6 +197,12 @@ def run(args) -> int:
     if args.record:
         recorder = _Recorder(args.record)
         recorder.spectrum(spectrum)  # raw spectrum + metadata first: nothing is lost
+    if spectrum.technique not in library.techniques:  # a usage error of the library, not a verdict
+        from fol.errors import LibraryError
+
+        saved = f"; the spectrum was recorded to {recorder.path}#{recorder.entry}" if recorder else ""
+        raise LibraryError(f"{library.path}: library {library.name!r} has no {spectrum.technique} spectra "
+                           f"(it has: {', '.join(library.techniques) or 'none'}){saved}")
     result = Identifier(library, k=args.top, mode=args.similarity).analyse_spectrum(
         spectrum, source=source, entry=entry, index=args.index if args.file else 0)
     if recorder:

@@ -290,7 +290,9 @@ def run_calibrate(args) -> int:
 
     from fol.errors import UsageError
     from fol.paths import default_library
-    from fol.qa.evaluation import EVAL_SEED, calibrate_section, store_calibrations
+    from fol.cli.display import progress
+    from fol.io.library import store_calibrations
+    from fol.qa.evaluation import EVAL_SEED, calibrate_section
 
     if args.seed == EVAL_SEED:
         raise UsageError(f"--seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed (1234)")
@@ -300,8 +302,10 @@ def run_calibrate(args) -> int:
     records = {}
     with tempfile.TemporaryDirectory() as tmp:
         for t in techniques:
+            bar = progress(f"calibrating {t}", unit="stages")
             rec = calibrate_section(lib, t, Path(tmp), seed=args.seed, n=args.n, n_spectra=args.spectra,
-                                    max_false_alarm=args.max_false_alarm)
+                                    max_false_alarm=args.max_false_alarm, progress=bar)
+            bar.close()
             dev = rec["development"]
             print(f"{t}: min_confidence {rec['policy']['min_confidence']:.2f}; development seed {args.seed}: "
                   f"false alarms {dev['false_alarm'][0]}/{dev['false_alarm'][1]}, fentanyl-class alarm at 5 % "

@@ -103,37 +103,20 @@ def run_serve(args) -> int:
 def run_record(args) -> int:
     import numpy as np
 
-    from drivers.simulator import make_instrument, parse_sample, simulate_batch
+    from drivers.simulator import make_instrument
+    from drivers.simulator.record import record_simulated
     from fol.errors import UsageError
-    from fol.io.recording import INSTRUMENT_KEYS, RecordingWriter
+    from fol.io.recording import RecordingWriter
 
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
     refset = _references(args)
-    expected = parse_sample(args.sample, refset)
     instrument = make_instrument(args.technique, args.seed or 0)
     rng = np.random.default_rng(args.seed)
-    settings = dict(instrument=instrument, integration_ms=args.integration, averages=args.averages,
-                    laser_mw=args.laser, snr=args.snr)
-    sample_attrs = {"description": f"simulated: {args.sample}"}
-    entries: list[str] = []
     with RecordingWriter(args.out, mode="a", durable=False) as writer:  # kill-safe; fsync is for evidence
-        stack = None
-        for start in range(0, args.n, CHUNK_ROWS):
-            batch = simulate_batch(refset, args.sample, min(CHUNK_ROWS, args.n - start), rng, **settings)
-            attrs = {k: batch.metadata[k] for k in INSTRUMENT_KEYS}
-            if args.stack:
-                if stack is None:
-                    stack = writer.create_stack(None, batch.wavenumber, batch.technique, batch.unit,
-                                                instrument=attrs, sample=sample_attrs)
-                    entries.append(stack.name)
-                stack.append(batch.intensity.astype(np.float32), expected=[expected] * len(batch))
-                continue
-            saturated = set(batch.metadata["saturated_rows"])
-            for i in range(len(batch)):
-                errors = [[202, "Detector saturated"]] if i in saturated else []
-                entries.append(writer.add_spectrum(batch[i], instrument=attrs, sample=sample_attrs, expected=expected,
-                                                   device_errors=errors))
+        entries = record_simulated(writer, refset, args.sample, args.n, rng, stack=args.stack, chunk_rows=CHUNK_ROWS,
+                                   instrument=instrument, integration_ms=args.integration, averages=args.averages,
+                                   laser_mw=args.laser, snr=args.snr)
     print(f"wrote {args.n} simulated {args.technique} spectra of {args.sample!r} to {args.out} "
           f"({'stack ' + entries[0] if args.stack else f'{len(entries)} entries'})", file=sys.stdout)
     return 0

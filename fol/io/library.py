@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -332,3 +332,30 @@ def load_library(path: str | Path | None = None, *, allow_unverified: bool = Fal
         lib.verified = False
         lib.sha256 = actual
     return lib
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+def with_calibrations(library, calibrations: dict[str, dict]):
+    """A copy of ``library`` (in memory) whose sections carry ``calibrations`` (technique → record)."""
+    sections = {t: replace(s, calibration_json=json.dumps(calibrations[t], sort_keys=True))
+                if t in calibrations else s for t, s in library.sections.items()}
+    return replace(library, sections=sections, sha256=content_sha256(sections, library.sticks))
+
+
+def store_calibrations(path: str | Path, calibrations: dict[str, dict]) -> str:
+    """Write calibration records (``fol library calibrate``) into a library file in place
+    (attribute ``calibration`` per technique).
+
+    The content SHA-256 covers the calibration: it is recomputed and stored. Returns it.
+    """
+    import h5py
+
+    lib = load_library(path)  # refuses a file that does not match its hash before we re-sign it
+    updated = with_calibrations(lib, calibrations)
+    with h5py.File(path, "r+") as f:
+        for t in calibrations:
+            f[t].attrs["calibration"] = updated.sections[t].calibration_json
+        f.attrs["sha256"] = updated.sha256
+    return load_library(path).sha256  # read back: the stored hash matches the content

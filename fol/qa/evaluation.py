@@ -76,16 +76,17 @@ class Bench:
 
     def record(self, samples: list[tuple[str, dict, dict]]) -> Path:
         """Write one recording: per (spec, expected, conditions) a stack of ``n`` spectra."""
-        from drivers.simulator.model import make_instrument, simulate_batch
+        from drivers.simulator.model import make_instrument
+        from drivers.simulator.record import record_simulated
         from fol.io.recording import RecordingWriter
 
         self.count += 1
         path = self.workdir / f"{self.technique}-{self.count:03d}.h5"
-        with RecordingWriter(path, mode="w") as w:
+        with RecordingWriter(path, mode="w", durable=False) as w:  # scratch data, made again from the seed
             for spec, expected, cond in samples:
                 unit = make_instrument(self.technique, int(self.rng.integers(0, 1000)))
-                batch = simulate_batch(self.refset, spec, self.n, self.rng, instrument=unit, **cond)
-                w.add_stack(batch, expected=[expected] * self.n)
+                record_simulated(w, self.refset, spec, self.n, self.rng, stack=True, expected=expected,
+                                 chunk_rows=max(1, self.n), dtype="float64", instrument=unit, **cond)
         return path
 
     def _chunks(self, path: Path, identifier, method: str, **kw) -> list[tuple[dict, dict]]:
@@ -243,8 +244,16 @@ def choose_threshold(false_alarms: np.ndarray, sensitivity: np.ndarray, second: 
 
 
 def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV_SEED, n: int = 3,
-                      n_spectra: int = 600, max_false_alarm: float = MAX_FALSE_ALARM) -> dict:
-    """The calibration record (JSON-ready, numbers only) of one library section; see the module doc."""
+                      n_spectra: int = 600, max_false_alarm: float = MAX_FALSE_ALARM, progress=None) -> dict:
+    """The calibration record (JSON-ready, numbers only) of one library section; see the module doc.
+
+    ``progress(done, total)`` is called after each of its stages (simulating the calibration
+    set, fitting, simulating and analysing the mixtures, the benign samples, the thresholds).
+    """
+    def stage(done: int) -> None:
+        if progress:
+            progress(done, 5)
+
     from fol.identification.confidence import ece, fit_calibration
     from fol.identification.decide import DecisionPolicy
     from fol.identification.pipeline import Identifier
@@ -253,15 +262,20 @@ def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV
         raise ValueError(f"seed {EVAL_SEED} is the evaluation seed; calibrate on a development seed")
     from fol.identification.confidence import default_calibration
 
+    stage(0)
     x, y = calibration_set(library, technique, n_spectra, seed)
+    stage(1)
     # a development set whose fitted components are all right (or all wrong) cannot fit a logistic
     # map: keep the technique's default then (the threshold is still chosen below)
     cal = fit_calibration(x, y) if len(set(np.asarray(y).tolist())) > 1 else default_calibration(technique)
     base = DecisionPolicy()
     ident = Identifier(library, calibration=cal, policy=base)
     b = Bench(library, technique, seed, workdir, n, identifier=ident)
+    stage(2)
     mix = b.evidence(b.record(mixture_samples(b.section, (0.05, 0.10))))
+    stage(3)
     ben = b.evidence(b.record(benign_samples(b.section)))
+    stage(4)
     at5 = [row for row in mix if analogue_fraction(b.section, row[1]) == 0.05]
     at10 = [row for row in mix if analogue_fraction(b.section, row[1]) == 0.10]
 
@@ -277,6 +291,7 @@ def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV
     t = float(THRESHOLDS[i])
     chosen = replace(base, min_confidence=t)
     p, yy = calibration_labels([(ident.decide_row(ev, chosen), e) for ev, e in mix], b.section)
+    stage(5)
     return {
         "format": CALIBRATION_FORMAT, "version": 1, "seed": seed,
         "confidence": json.loads(cal.to_json()),
@@ -295,30 +310,3 @@ def calibrate_section(library, technique: str, workdir: Path, *, seed: int = DEV
             "sensitivity_10pct_rate": s10.round(4).tolist(),
         },
     }
-
-
-def with_calibrations(library, calibrations: dict[str, dict]):
-    """A copy of ``library`` (in memory) whose sections carry ``calibrations`` (technique → record)."""
-    from fol.io.library import content_sha256
-
-    sections = {t: replace(s, calibration_json=json.dumps(calibrations[t], sort_keys=True))
-                if t in calibrations else s for t, s in library.sections.items()}
-    return replace(library, sections=sections, sha256=content_sha256(sections, library.sticks))
-
-
-def store_calibrations(path: str | Path, calibrations: dict[str, dict]) -> str:
-    """Write calibration records into a library file in place (attribute ``calibration`` per technique).
-
-    The content SHA-256 covers the calibration: it is recomputed and stored. Returns it.
-    """
-    import h5py
-
-    from fol.io.library import load_library
-
-    lib = load_library(path)  # refuses a file that does not match its hash before we re-sign it
-    updated = with_calibrations(lib, calibrations)
-    with h5py.File(path, "r+") as f:
-        for t in calibrations:
-            f[t].attrs["calibration"] = updated.sections[t].calibration_json
-        f.attrs["sha256"] = updated.sha256
-    return load_library(path).sha256  # read back: the stored hash matches the content

@@ -417,3 +417,14 @@ def test_replay_reads_any_spectrum_format(real_dir, tmp_path):
     assert "bad.csv" in r.stderr and "Traceback" not in r.stderr
     r = fol("replay", txt, bad, "--technique", "raman", "--no-progress", "--keep-going")
     assert r.returncode == 0 and "spectra: 1" in r.stdout and "bad.csv" in r.stdout + r.stderr
+
+
+def test_identify_with_a_library_without_the_technique_is_an_error(tmp_path, enfsi_library):
+    """Item 14.8: a Raman spectrum against an FTIR-only library is a usage error of the library (exit 1),
+    not an 'inconclusive' verdict with exit 0."""
+    rec = tmp_path / "raman.h5"
+    assert fol("simulate", "record", "--sample", "caffeine", "--n", "1", "--out", rec).returncode == 0
+    for args in (["--file", rec], ["--simulate", "caffeine"]):
+        r = fol("identify", *args, "--library", enfsi_library)
+        assert r.returncode == 1 and r.stdout == ""
+        _one_line_error(r, str(enfsi_library), "no raman spectra")

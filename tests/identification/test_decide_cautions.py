@@ -3,7 +3,7 @@ issue 12 item 3 (a CAUTION names the suspected substances with class, fraction a
 
 import pytest
 
-from fol.cli.identify import format_result
+from fol.cli.display import format_result
 from fol.identification.decide import ADVICE, DecisionPolicy, base_result, decide
 
 WHERE = dict(source="s.h5", entry="scan_0000", index=0, technique="raman", library_ref={"name": "t", "sha256": "0"})

@@ -12,7 +12,8 @@ from fol.cli import main
 from fol.identification.confidence import DEFAULT, Calibration, section_calibration
 from fol.identification.decide import DecisionPolicy
 from fol.errors import LibraryError
-from fol.qa.evaluation import calibrate_section, choose_threshold, store_calibrations, with_calibrations
+from fol.io.library import store_calibrations, with_calibrations
+from fol.qa.evaluation import calibrate_section, choose_threshold
 from fol.io.library import load_library, make_section, write_library
 from fol.identification.pipeline import Identifier
 from fol.preprocess.recipe import default_recipe
@@ -106,7 +107,9 @@ def test_threshold_choice_meets_the_false_alarm_limit_and_maximises_sensitivity(
 def test_small_library_calibrates_in_seconds_and_the_cli_stores_it(small_library, tmp_path):
     lib = load_library(small_library)
     t0 = time.perf_counter()
-    rec = calibrate_section(lib, "raman", tmp_path, n=1, n_spectra=60)
+    stages = []
+    rec = calibrate_section(lib, "raman", tmp_path, n=1, n_spectra=60, progress=lambda d, n: stages.append((d, n)))
+    assert stages[0] == (0, 5) and stages[-1] == (5, 5) and len(stages) == 6  # progress for the CLI (issue 14.15)
     assert time.perf_counter() - t0 < 30
     json.dumps(rec, allow_nan=False)  # plain JSON numbers
     dev = rec["development"]

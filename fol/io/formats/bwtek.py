@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fol.errors import FormatError
-from fol.io.formats.common import parse_number, stem
+from fol.io.formats.common import parse_number, stem, read_bytes
 from fol.io.formats.text import choose_columns, decode, parse_table, table_spectrum
 from fol.spectrum import Spectrum
 
@@ -45,8 +45,4 @@ def parse(raw: bytes, label: str, technique: str | None = None) -> list[tuple[st
 
 
 def read(path: Path, technique: str | None = None) -> list[tuple[str, Spectrum]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse(raw, str(path), technique)
+    return parse(read_bytes(path), str(path), technique)

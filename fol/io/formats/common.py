@@ -16,6 +16,22 @@ FINGERPRINT = {"ftir": (650.0, 1800.0), "raman": (400.0, 1800.0)}
 MIN_COVERAGE = 0.5
 
 
+#: a spectrum file larger than this is refused before it is read (no spectrum format needs it)
+MAX_FILE_BYTES = 256 << 20
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a spectrum file, refused in one line if it cannot be read or is absurdly large."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise FormatError(f"{path}: {size / 2**20:,.0f} MiB is too large for a spectrum file "
+                              f"(limit {MAX_FILE_BYTES >> 20} MiB)")
+        return path.read_bytes()
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def spectrum(label: str, x, y, technique: str, unit: str, metadata: dict) -> Spectrum:
     """A validated Spectrum in the library's range, or FormatError naming ``label`` (file, block)."""
     try:

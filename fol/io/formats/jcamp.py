@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fol.errors import FormatError
-from fol.io.formats.common import file_technique, spectrum, stem
+from fol.io.formats.common import file_technique, spectrum, stem, read_bytes
 from fol.spectrum import Spectrum
 
 SUFFIXES = (".jdx", ".dx", ".jcamp", ".jcm")
@@ -198,8 +198,4 @@ def _block(label: str, block: dict, technique: str, data_type: str, meta: dict) 
 
 
 def read(path: Path, technique: str | None = None) -> list[tuple[str, Spectrum]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse(raw, str(path), technique)
+    return parse(read_bytes(path), str(path), technique)

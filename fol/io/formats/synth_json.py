@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fol.errors import FormatError
-from fol.io.formats.common import spectrum
+from fol.io.formats.common import spectrum, read_bytes
 from fol.spectrum import Spectrum
 
 
@@ -75,8 +75,4 @@ def _record(where: str, label: str, record: dict) -> tuple[str, Spectrum]:
 
 
 def read(path: Path, technique: str | None = None) -> list[tuple[str, Spectrum]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse(raw, str(path), technique)
+    return parse(read_bytes(path), str(path), technique)

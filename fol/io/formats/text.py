@@ -32,8 +32,7 @@ from fol.io.formats.common import (
     merge_sorted,
     parse_number,
     spectrum,
-    stem,
-)
+    stem, read_bytes)
 from fol.spectrum import MIN_POINTS, Spectrum
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".prn", ".asc")
@@ -245,8 +244,4 @@ def parse(raw: bytes, label: str, technique: str | None = None) -> list[tuple[st
 
 
 def read(path: Path, technique: str | None = None) -> list[tuple[str, Spectrum]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse(raw, str(path), technique)
+    return parse(read_bytes(path), str(path), technique)
