@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+#: the project checkout, and the shared data beside it (``../shared``, as in CI)
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REAL = SHARED / "data" / "real"
+
 
 def lorentz(grid: np.ndarray, centres, heights, width: float = 8.0) -> np.ndarray:
     """Sum of Lorentzian bands (FWHM ``width``) on ``grid``."""
@@ -41,3 +46,10 @@ def synthetic_library(path: Path, names: list[str], *, technique: str = "raman",
     section = make_section(technique, grid, raw, names, [cat[n].cls for n in names], [cat[n].alarm for n in names],
                            ["measured"] * len(names), ["synthetic"] * len(names), default_recipe(technique))
     return write_library(path, {technique: section}, name=name), spec
+
+
+def chromium_path() -> str | None:
+    """The system Chromium that the station's browser tests drive (Debian's ``chromium``), if installed."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,15 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builders import lorentz
+from builders import REAL, ROOT, SHARED, lorentz  # noqa: F401 (ROOT, SHARED: for fixtures below)
 
 # models derived from a library are cached on disk (fol.paths.cache_dir): tests use a
 # fresh directory per session, never the user's ~/.cache/fol; subprocesses inherit it
 os.environ["FOL_CACHE_DIR"] = tempfile.mkdtemp(prefix="fol-test-cache-")
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-REAL = SHARED / "data" / "real"
 
 
 @pytest.fixture

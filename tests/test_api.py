@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import fol
-from conftest import ROOT
+from builders import ROOT
 from fol.errors import FolError, FormatError
 
 

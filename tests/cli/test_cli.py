@@ -16,7 +16,7 @@ import pytest
 
 from fol.io.importers import read_spectra_file
 
-from conftest import REAL
+from builders import REAL
 SUBSTANCES = ["fentanyl", "caffeine", "xylazine", "d_mannitol", "heroin"]
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REAL, ROOT
+from builders import REAL, ROOT
 
 #: the records that are fentanyl analogues, fentanyl precursors (alarming) or nitazenes: by what the records
 #: are (ENFSI names and structures), not by what the importer decided

@@ -11,7 +11,7 @@ from fol.preprocess.recipe import FTIR_GRID, RAMAN_GRID
 from fol.identification.quality import COVERAGE_MIN, SNR_LOW, assess, device_flags
 from fol.spectrum import SpectrumBatch
 
-from conftest import REAL
+from builders import REAL
 
 
 def lorentz(x, centre, fwhm, height):

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import REAL
+from builders import REAL
 from enfsi_zip_fixture import build_enfsi_zip
 
 from fol.errors import FormatError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL
+from builders import REAL
 
 from fol.errors import FormatError
 from fol.io.formats import detect, read_spectra_file, read_spectrum

@@ -12,7 +12,7 @@ from fol.errors import FormatError
 from fol.io.importers import read_spectra_file
 from fol.spectrum import Spectrum
 
-from conftest import REAL
+from builders import REAL
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data folder {REAL} is absent")
 
 

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import REAL
+from builders import REAL
 
 from fol.catalogue import (
     Catalogue,

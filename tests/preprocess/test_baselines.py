@@ -19,7 +19,7 @@ from fol.io.importers import read_spectra_file
 from fol.preprocess.recipe import RAMAN_GRID, default_recipe
 from fol.preprocess.steps import baseline, resample
 
-from conftest import REAL
+from builders import REAL
 
 
 def pybaselines_rows(x, Y, method, **params):

@@ -12,7 +12,7 @@ from fol.preprocess.recipe import FTIR_GRID, RAMAN_GRID, ProcessedBatch, Recipe,
 from fol.preprocess.steps import STEPS, baseline, despike, normalize
 from fol.spectrum import Spectrum, SpectrumBatch
 
-from conftest import REAL
+from builders import REAL
 
 
 def lorentz(x, centre, fwhm, height):

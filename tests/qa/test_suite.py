@@ -55,7 +55,7 @@ def test_raman_excitation_response_is_one_at_1000():
 
 @pytest.fixture(scope="module")
 def enfsi(enfsi_library):
-    from conftest import REAL
+    from builders import REAL
 
     from fol.io.library import load_library
 

@@ -15,7 +15,7 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from conftest import chromium_path  # noqa: E402  (tests/station/conftest.py)
+from builders import chromium_path  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(chromium_path() is None, reason="no chromium executable (apt-get install chromium)")]
