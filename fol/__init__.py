@@ -21,35 +21,14 @@ See ``docs/api.md``. The stages live in sub-packages: ``fol.io`` (files), ``fol.
 
 __version__ = "0.2.0"
 
-#: public name -> (module, attribute), imported on first access
-_LAZY = {
-    "load_library": ("fol.api", "load_library"),
-    "identify": ("fol.api", "identify"),
-    "read_spectrum": ("fol.api", "read_spectrum"),
-    "open_source": ("fol.api", "open_source"),
-    "Spectrum": ("fol.spectrum", "Spectrum"),
-    "SpectrumBatch": ("fol.spectrum", "SpectrumBatch"),
-    "Identifier": ("fol.identification.pipeline", "Identifier"),
-    "Library": ("fol.io.library", "Library"),
-    "Recording": ("fol.io.recording", "Recording"),
-    "RecordingWriter": ("fol.io.recording", "RecordingWriter"),
-    "FolError": ("fol.errors", "FolError"),
-}
-
-__all__ = ["__version__", *_LAZY]
-
 
 def __getattr__(name: str):
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'fol' has no attribute {name!r}") from None
-    import importlib
+    from fol.api import public  # the table of public names lives with the API
 
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+    return public(name)
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    from fol.api import PUBLIC
+
+    return sorted([*globals(), *PUBLIC])

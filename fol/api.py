@@ -21,6 +21,37 @@ if TYPE_CHECKING:  # pragma: no cover
     from fol.io.library import Library
     from fol.spectrum import Spectrum
 
+#: the public names of ``fol`` -> (module, attribute), imported on first access (``fol.__getattr__``)
+PUBLIC = {
+    "load_library": ("fol.api", "load_library"),
+    "identify": ("fol.api", "identify"),
+    "read_spectrum": ("fol.api", "read_spectrum"),
+    "open_source": ("fol.api", "open_source"),
+    "Spectrum": ("fol.spectrum", "Spectrum"),
+    "SpectrumBatch": ("fol.spectrum", "SpectrumBatch"),
+    "Identifier": ("fol.identification.pipeline", "Identifier"),
+    "Library": ("fol.io.library", "Library"),
+    "Recording": ("fol.io.recording", "Recording"),
+    "RecordingWriter": ("fol.io.recording", "RecordingWriter"),
+    "FolError": ("fol.errors", "FolError"),
+}
+
+
+def public(name: str):
+    """The public object ``fol.<name>`` (imported now, then kept as an attribute of ``fol``)."""
+    import importlib
+
+    import fol
+
+    try:
+        module, attr = PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'fol' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    setattr(fol, name, value)
+    return value
+
+
 #: one ``Identifier`` per (library, settings), kept so that repeated calls reuse its prepared searcher and models
 _IDENTIFIERS: dict[tuple, "Identifier"] = {}
 
