@@ -17,7 +17,7 @@ column norms, so the Gram matrix has a unit diagonal); a column that is (numeric
 the span of the passive columns is not added (the test Lawson-Hanson makes with its
 Householder update: its squared sine against the passive set must exceed
 ``SPAN_TOL``), nor one whose tentative coefficient is not positive. Columns of zeros
-get 0. When the active set is settled, the passive coefficients get two steps of
+get 0. When the active set is settled, the passive coefficients get one step of
 iterative refinement with the residual computed from ``A`` itself (corrected semi-normal
 equations), which recovers the accuracy of an orthogonal factorisation for the
 well-conditioned problems mixture analysis makes.
@@ -38,7 +38,7 @@ import numpy as np
 #: squared sine (against the span of the passive columns, unit-norm columns) below which a column is not added
 SPAN_TOL = 1e-11
 #: refinement steps of the passive solution with the residual from ``A``
-REFINE_STEPS = 2
+REFINE_STEPS = 1
 
 
 def _passive_solve(G: np.ndarray, rhs: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -51,12 +51,12 @@ def _passive_solve(G: np.ndarray, rhs: np.ndarray, P: np.ndarray) -> np.ndarray:
     return np.where(P, s, 0.0)
 
 
-def nnls_gram(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | None = None,
-              maxiter: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | None = None,
+                   maxiter: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lawson-Hanson on the normal equations: ``min x'Gx - 2c'x, x >= 0`` per problem.
 
-    ``G [m, p, p]`` (symmetric positive semi-definite), ``c [m, p]``. ``G`` should have a
-    unit (or zero) diagonal: ``nnls_batch`` scales the columns before calling this.
+    ``G [m, p, p]`` (symmetric positive semi-definite) with a unit (or zero) diagonal,
+    ``c [m, p]``.
     ``tol``: gradient entries at or below it count as zero (per problem or one value).
     Returns ``(x [m, p], iterations [m], converged [m])``; a problem that needs more than
     ``maxiter`` (default ``3 p``) interpolation steps stops there, not converged.
@@ -140,6 +140,83 @@ def nnls_gram(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | None = 
     return x, iterations, converged
 
 
+def _scaled(G: np.ndarray, c: np.ndarray):
+    """Unit-diagonal form of a Gram system: (Gs, cs, d) with ``G = D Gs D``, ``c = D cs``, ``D = diag(d)``."""
+    p = G.shape[1]
+    d = np.sqrt(np.maximum(np.diagonal(G, axis1=1, axis2=2), 0.0))
+    live = d > 0
+    d = np.where(live, d, 1.0)
+    Gs = G / (d[:, :, None] * d[:, None, :])
+    idx = np.arange(p)
+    Gs[:, idx, idx] = np.where(live, 1.0, 0.0)  # exactly unit (zero for zero columns)
+    cs = np.where(live, c / d, 0.0)
+    return Gs, cs, d, live
+
+
+def nnls_gram(G: np.ndarray, c: np.ndarray, bb: np.ndarray | float | None = None, *, maxiter: int | None = None,
+              raise_on_failure: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """NNLS from the normal equations of each problem: ``G = A'A [m, p, p]``, ``c = A'b [m, p]``.
+
+    For callers that have the Gram matrices cheaper than the columns: fits that share
+    columns (``gram_blocks``), or refits of a model with columns dropped (zero the
+    dropped rows and columns of ``G`` and entries of ``c``: a column with a zero diagonal
+    gets 0). With ``bb = b'b`` (per problem or one value) the residual sums of squares
+    ``bb - 2 c'x + x'Gx`` are returned too (accurate to ~1e-12 of ``bb``; ``nnls_batch``
+    computes them from ``A`` instead), else None. Returns ``(x [m, p], rss [m] | None)``.
+    """
+    G = np.asarray(G, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    if G.ndim != 3 or c.shape != G.shape[:2] or G.shape[1] != G.shape[2]:
+        raise ValueError(f"expected G [m, p, p] and c [m, p], got {G.shape} and {c.shape}")
+    if not (np.isfinite(G).all() and np.isfinite(c).all()):
+        raise ValueError("G and c must be finite")
+    m, p = c.shape
+    if m == 0 or p == 0:
+        rss = None if bb is None else np.broadcast_to(np.asarray(bb, dtype=np.float64), (m,)).copy()
+        return np.zeros((m, p)), rss
+    Gs, cs, d, live = _scaled(G, c)
+    if bb is not None:
+        bb = np.broadcast_to(np.asarray(bb, dtype=np.float64), (m,))
+        scale = np.sqrt(np.maximum(bb, 0.0))
+    else:
+        scale = np.abs(cs).max(axis=1)
+    z, _, converged = _lawson_hanson(Gs, cs, tol=10.0 * p * np.finfo(np.float64).eps * scale, maxiter=maxiter)
+    if raise_on_failure and not converged.all():
+        raise RuntimeError(f"nnls_gram: {int((~converged).sum())} of {m} problems did not converge "
+                           f"in {3 * p if maxiter is None else maxiter} iterations")
+    x = np.where(z > 0, z / d, 0.0)
+    if bb is None:
+        return x, None
+    rss = bb - 2.0 * np.einsum("mp,mp->m", c, x) + np.einsum("mp,mpq,mq->m", x, G, x)
+    return x, np.maximum(rss, 0.0)
+
+
+def gram_blocks(C: np.ndarray, blocks: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gram systems of the problems ``[C | blocks[j]] x ~ y``: columns ``C [n, q]`` shared by all,
+    ``blocks [m, n, r]`` one per problem, one right-hand side ``y [n]``.
+
+    ``C'C`` and ``C'y`` are computed once (the forward step of mixture analysis: the kept
+    components' columns with each candidate's four rays against the same residual).
+    Returns ``(G [m, q+r, q+r], c [m, q+r], y'y)`` for ``nnls_gram``.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    B = np.asarray(blocks, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    m, n, r = B.shape
+    q = C.shape[1]
+    G = np.empty((m, q + r, q + r))
+    G[:, :q, :q] = C.T @ C
+    CB = C.T @ B  # [m, q, r]
+    G[:, :q, q:] = CB
+    G[:, q:, :q] = np.swapaxes(CB, 1, 2)
+    Bt = np.swapaxes(B, 1, 2)
+    G[:, q:, q:] = Bt @ B
+    c = np.empty((m, q + r))
+    c[:, :q] = C.T @ y
+    c[:, q:] = (Bt @ y[:, None])[:, :, 0]
+    return G, c, float(y @ y)
+
+
 def nnls_batch(A: np.ndarray, b: np.ndarray, *, maxiter: int | None = None,
                raise_on_failure: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``min ||A[i] x - b[i]||_2, x >= 0`` for every problem of a stack.
@@ -155,37 +232,32 @@ def nnls_batch(A: np.ndarray, b: np.ndarray, *, maxiter: int | None = None,
         raise ValueError(f"expected a stack of matrices [m, n, p], got shape {A.shape}")
     m, n, p = A.shape
     b = np.broadcast_to(np.asarray(b, dtype=np.float64), (m, n))
-    if not (np.isfinite(A).all() and np.isfinite(b).all()):
+    if not np.isfinite(b).all():
         raise ValueError("A and b must be finite")
     if m == 0 or p == 0:
         return np.zeros((m, p)), np.linalg.norm(b, axis=1)
     At = np.swapaxes(A, 1, 2)
     G = At @ A
     c = (At @ b[:, :, None])[:, :, 0]
-    d = np.sqrt(np.diagonal(G, axis1=1, axis2=2))
-    live = d > 0
-    d = np.where(live, d, 1.0)
-    Gs = G / (d[:, :, None] * d[:, None, :])
-    idx = np.arange(p)
-    Gs[:, idx, idx] = np.where(live, 1.0, 0.0)  # exactly unit (zero for zero columns)
-    cs = np.where(live, c / d, 0.0)
+    if not (np.isfinite(G).all() and np.isfinite(c).all()):  # what A holds of inf or nan reaches them
+        raise ValueError("A and b must be finite")
+    Gs, cs, d, live = _scaled(G, c)
     bnorm = np.linalg.norm(b, axis=1)
     tol = 10.0 * max(n, p) * np.finfo(np.float64).eps * bnorm
-    z, _, converged = nnls_gram(Gs, cs, tol=tol, maxiter=maxiter)
+    z, _, converged = _lawson_hanson(Gs, cs, tol=tol, maxiter=maxiter)
     if raise_on_failure and not converged.all():
         raise RuntimeError(f"nnls_batch: {int((~converged).sum())} of {m} problems did not converge "
                            f"in {3 * p if maxiter is None else maxiter} iterations")
-    # refinement of the passive coefficients with the residual from A (semi-normal equations)
+    # refinement of the passive coefficients with the residual from A (corrected semi-normal equations)
     P = z > 0
-    if P.any():
-        for _ in range(REFINE_STEPS):
-            x = z / d
-            r = b - (A @ x[:, :, None])[:, :, 0]
-            g = (At @ r[:, :, None])[:, :, 0] / d
-            dz = _passive_solve(Gs, g, P)
-            zn = z + dz
-            ok = np.all(np.where(P, zn > 0, True), axis=1)  # a step that would leave the feasible set is not taken
-            z = np.where(ok[:, None], zn, z)
+    for _ in range(REFINE_STEPS):
+        if not P.any():
+            break
+        r = b - np.einsum("mnp,mp->mn", A, np.where(P, z / d, 0.0))
+        g = (At @ r[:, :, None])[:, :, 0] / d
+        zn = z + _passive_solve(Gs, g, P)
+        ok = np.all(np.where(P, zn > 0, True), axis=1)  # a step that would leave the feasible set is not taken
+        z = np.where(ok[:, None], zn, z)
     x = np.where(z > 0, z / d, 0.0)
-    rnorm = np.linalg.norm(b - (A @ x[:, :, None])[:, :, 0], axis=1)
+    rnorm = np.linalg.norm(b - np.einsum("mnp,mp->mn", A, x), axis=1)
     return x, rnorm

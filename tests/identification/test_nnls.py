@@ -11,7 +11,7 @@ import pytest
 from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 
-from fol.identification.nnls import nnls_batch, nnls_gram
+from fol.identification.nnls import _lawson_hanson, gram_blocks, nnls_batch, nnls_gram
 
 X_TOL = 1e-9
 R_TOL = 1e-9
@@ -142,18 +142,52 @@ def test_one_right_hand_side_for_all_problems():
     np.testing.assert_allclose(x, xs, rtol=0, atol=X_TOL * np.abs(xs).max())
 
 
-def test_gram_form_reports_iterations_and_convergence():
+def test_unit_diagonal_core_reports_iterations_and_convergence():
     rng = np.random.default_rng(12)
     A = rng.standard_normal((3, 50, 6))
     A /= np.linalg.norm(A, axis=1, keepdims=True)
     b = rng.standard_normal((3, 50))
     G = np.swapaxes(A, 1, 2) @ A
     c = np.einsum("mnp,mn->mp", A, b)
-    x, iterations, converged = nnls_gram(G, c)
+    x, iterations, converged = _lawson_hanson(G, c)
     assert converged.all() and (iterations >= 0).all()
     np.testing.assert_allclose(x, scipy_stack(A, b)[0], atol=1e-9)
-    _, _, converged = nnls_gram(G, c, maxiter=0)
+    _, _, converged = _lawson_hanson(G, c, maxiter=0)
     assert converged[(iterations > 0)].sum() == 0  # problems needing a step stop at maxiter=0, not converged
+
+
+def test_gram_form_with_shared_columns_matches_scipy():
+    """The mixture's forward step from Gram blocks: kept columns shared, one candidate block each."""
+    rng = np.random.default_rng(15)
+    n = 850
+    C = np.abs(rng.standard_normal((n, 12)))
+    blocks = np.abs(rng.standard_normal((8, n, 4)))
+    y = C @ rng.random(12) + blocks[3] @ rng.random(4) + 0.1 * rng.standard_normal(n)
+    G, c, yy = gram_blocks(C, blocks, y)
+    x, rss = nnls_gram(G, c, yy)
+    A = np.concatenate([np.broadcast_to(C, (8, n, 12)), blocks], axis=2)
+    xs, rs = scipy_stack(A, y)
+    np.testing.assert_allclose(x, xs, rtol=0, atol=X_TOL * np.abs(xs).max())
+    np.testing.assert_allclose(np.sqrt(rss), rs, rtol=1e-9)
+    assert nnls_gram(G, c)[1] is None
+
+
+def test_gram_form_drops_columns_by_zeroing_them():
+    """The backward step: the model without component i is the same Gram with its columns zeroed."""
+    rng = np.random.default_rng(16)
+    A = np.abs(rng.standard_normal((300, 12)))
+    y = A @ rng.random(12) + 0.2 * rng.standard_normal(300)
+    G, c = A.T @ A, A.T @ y
+    keep = np.ones((3, 12), dtype=bool)
+    for i in range(3):
+        keep[i, 4 * i:4 * i + 4] = False
+    Gk = np.where(keep[:, :, None] & keep[:, None, :], G, 0.0)
+    x, rss = nnls_gram(Gk, np.where(keep, c, 0.0), float(y @ y))
+    for i in range(3):
+        xs, rs = nnls(A[:, keep[i]], y)
+        assert (x[i, ~keep[i]] == 0).all()
+        np.testing.assert_allclose(x[i, keep[i]], xs, rtol=0, atol=X_TOL * np.abs(xs).max())
+        assert np.sqrt(rss[i]) == pytest.approx(rs, rel=1e-9)
 
 
 def test_bad_input():
@@ -163,6 +197,10 @@ def test_bad_input():
         nnls_batch(np.full((1, 3, 2), np.nan), np.zeros(3))
     x, r = nnls_batch(np.zeros((0, 5, 3)), np.zeros((0, 5)))
     assert x.shape == (0, 3) and r.shape == (0,)
+    with pytest.raises(ValueError, match="G"):
+        nnls_gram(np.zeros((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        nnls_gram(np.full((1, 2, 2), np.inf), np.zeros((1, 2)))
 
 
 # ----------------------------------------------------------------------------- real ENFSI columns
