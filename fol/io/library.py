@@ -374,7 +374,9 @@ def write_library_cache(library: Library) -> Path | None:
         return None
     final = library_cache_path(library.sha256)
     if (final / "library.json").exists():
-        return final
+        if _mapped(final, library.sha256) is not None:
+            return final
+        shutil.rmtree(final, ignore_errors=True)  # damaged (or of another cache version): made again
     tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
