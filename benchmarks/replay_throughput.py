@@ -181,7 +181,9 @@ def stage_table(stats: pstats.Stats) -> list[tuple[str, float]]:
                 total += ct if caller is None else sum(v[3] for (_, _, c), v in callers.items() if c == caller)
         return total
 
-    rows = [("read recording (h5py)", cum("fol/io/recording.py", "read")),
+    rows = [("library load (+ hash check)", cum("fol/io/library.py", "load_library")),
+            ("technique preparation (models)", cum("fol/identification/pipeline.py", "_prepare")),
+            ("read recording (h5py)", cum("fol/io/recording.py", "read")),
             ("quality checks", cum("fol/identification/quality.py", "assess"))]
     for step in ("fill_nan", "despike", "resample", "baseline", "smooth", "normalize"):
         rows.append((f"preprocess: {step}", cum("fol/preprocess/steps.py", step, caller="_run")))
@@ -218,9 +220,34 @@ def arithmetic_floor(section, batch: int = 256, rounds: int = 5, repeats: int = 
             "single": best / batch, "full": (1 + rounds) * best / batch}
 
 
+def _hwm_mb(pid: int | str = "self") -> float:
+    """Peak resident set of a process (``VmHWM``: of its own address space, unlike ``ru_maxrss``, which
+    after fork + exec also counts what the parent had resident), in MB; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children() -> list[int]:
+    pids = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
 def memory_child(argv) -> int:
     """``--memory-child REC LIB REPEAT WORKERS OPTIONS``: one replay; prints its peak RSS as JSON."""
     import json
+    import threading
 
     rec, lib_path, repeat, workers, which = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
     from fol.identification.pipeline import Identifier
@@ -231,13 +258,24 @@ def memory_child(argv) -> int:
     library = load_library(lib_path)
     spec = LibrarySpec(lib_path, library.sha256, options=options)
     identifier = Identifier(library, **dict(options))
+    peaks: dict[int, float] = {}
+    stop = threading.Event()
+
+    def watch():  # the workers' peaks, read while they live
+        while not stop.wait(0.2):
+            for pid in _children():
+                peaks[pid] = max(peaks.get(pid, 0.0), _hwm_mb(pid))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     t = time.perf_counter()
     with open(os.devnull, "w", encoding="utf-8") as f:
         summary = replay([rec] * repeat, identifier, spec, f.write, workers=workers, progress=False)
     seconds = time.perf_counter() - t
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    stop.set()
+    watcher.join()
     print(json.dumps({"spectra": summary.n, "errors": summary.errors, "seconds": seconds,
-                      "parent_mb": own.ru_maxrss / 1024, "worker_mb": kids.ru_maxrss / 1024}))
+                      "parent_mb": _hwm_mb(), "worker_mb": max(peaks.values(), default=0.0)}))
     return 0
 
 
