@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import savgol_filter
+from fol.preprocess.savgol import savgol_filter  # scipy.signal.savgol_filter bit for bit, ~0.6 s less to import
 
 from fol.preprocess import baselines
 from fol.preprocess.rowstats import mad_rows
