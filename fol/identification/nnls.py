@@ -75,6 +75,8 @@ def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | No
     converged = np.ones(m, dtype=bool)
     just_added = np.full(m, -1)
     iterations = np.zeros(m, dtype=np.int64)
+    s_pre = np.zeros((m, p))
+    have_s = np.zeros(m, dtype=bool)
     while not done.all():
         ia = np.flatnonzero(adding & ~done)
         if ia.size:
@@ -90,7 +92,14 @@ def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | No
                 sine2 = G[ia, k, k] - np.einsum("bi,bi->b", g, t)
                 ok = sine2 > SPAN_TOL * G[ia, k, k]
                 banned[ia[~ok], k[~ok]] = True
+                # the passive solution with k added, by bordering (x is the solution on the old set):
+                # s_k = w_k / sine2, s_P = x_P - t s_k -- no second solve
+                sk = w[np.flatnonzero(ok), k[ok]] / sine2[ok]
+                s_new = np.where(P[ia[ok]], x[ia[ok]] - t[ok] * sk[:, None], 0.0)
                 ia, k = ia[ok], k[ok]
+                s_new[np.arange(ia.size), k] = sk
+                s_pre[ia] = s_new
+                have_s[ia] = True
                 P[ia, k] = True
                 banned[ia] = False
                 adding[ia] = False
@@ -98,7 +107,12 @@ def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | No
         js = np.flatnonzero(~adding & ~done)
         if not js.size:
             continue
-        s = _passive_solve(G[js], c[js], P[js])
+        pre = have_s[js]
+        s = np.empty((js.size, p))
+        s[pre] = s_pre[js[pre]]
+        if not pre.all():
+            s[~pre] = _passive_solve(G[js[~pre]], c[js[~pre]], P[js[~pre]])
+        have_s[js] = False
         # the column just added must enter with a positive coefficient (else: numerically
         # not worth adding; it is set aside until the next column is added)
         ja = just_added[js]
