@@ -20,10 +20,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 from scipy import ndimage
-from fol.preprocess.savgol import savgol_filter  # scipy.signal.savgol_filter bit for bit, ~0.6 s less to import
 
 from fol.preprocess import baselines
 from fol.preprocess.rowstats import mad_rows
+from fol.preprocess.savgol import savgol_filter  # scipy.signal's, bit for bit, without its ~0.6 s import
 
 # --------------------------------------------------------------------------- steps
 
