@@ -110,6 +110,8 @@ class Library:
     sections: dict[str, LibrarySection]
     verified: bool = True
     sticks: dict[str, dict] = field(default_factory=dict)
+    #: True when the arrays are memory-mapped from the library cache (``map_library``)
+    mapped: bool = False
 
     @property
     def techniques(self) -> tuple[str, ...]:
@@ -359,3 +361,125 @@ def store_calibrations(path: str | Path, calibrations: dict[str, dict]) -> str:
             f[t].attrs["calibration"] = updated.sections[t].calibration_json
         f.attrs["sha256"] = updated.sha256
     return load_library(path).sha256  # read back: the stored hash matches the content
+
+
+# ---------------------------------------------------------------------------- mapped cache
+#
+# A replay's worker processes each used to decompress the library file and hash its content
+# again before their first task (seconds for a 10,000-entry library). Instead, the parent,
+# which has loaded and checked the library once, writes its arrays uncompressed to
+# ``cache_dir()/library-v<N>-<sha256>/`` (plain ``.npy`` files and one ``library.json``; no
+# pickle), and the workers memory-map them: the pages are shared between processes through
+# the OS page cache, nothing is decompressed, copied or hashed again. The directory is named
+# after the content hash the parent verified, written under a temporary name and renamed
+# into place, so a reader sees a complete cache or none. A cache that is absent, incomplete
+# or does not describe the hash asked for is ignored: ``map_library`` then loads the file.
+
+CACHE_VERSION = 1
+_ARRAYS = ("grid", "processed", "raw", "alarm")
+_ARRAY_DTYPES = {"grid": "<f8", "processed": "<f4", "raw": "<f4", "alarm": "|b1"}
+
+
+def library_cache_path(sha256: str) -> Path:
+    """The directory of the mapped cache of the library with content hash ``sha256``."""
+    from fol.paths import cache_dir
+
+    key = "".join(c for c in sha256 if c.isalnum())[:64]
+    return cache_dir() / f"library-v{CACHE_VERSION}-{key}"
+
+
+def write_library_cache(library: Library) -> Path | None:
+    """Write the mapped cache of a verified, loaded library (once: an existing one is kept).
+
+    Returns the cache directory, or None when nothing was written (an unverified library,
+    whose hash the caller did not check, or a cache directory that cannot be written).
+    """
+    import os
+    import shutil
+
+    if not library.verified:
+        return None
+    final = library_cache_path(library.sha256)
+    if (final / "library.json").exists():
+        if _mapped(final, library.sha256) is not None:
+            return final
+        shutil.rmtree(final, ignore_errors=True)  # damaged (or of another cache version): made again
+    tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        doc = {"format": "fol-library-cache", "cache_version": CACHE_VERSION, "sha256": library.sha256,
+               "path": library.path, "name": library.name, "created": library.created,
+               "description": library.description, "sections": {}, "sticks": {}}
+        for i, (t, s) in enumerate(library.sections.items()):
+            for a in _ARRAYS:
+                np.save(tmp / f"s{i}.{a}.npy", np.ascontiguousarray(getattr(s, a), dtype=_ARRAY_DTYPES[a]),
+                        allow_pickle=False)
+            doc["sections"][t] = {"file": f"s{i}", "rows": len(s), "points": int(s.grid.size),
+                                  "recipe": s.recipe_json, "calibration": s.calibration_json,
+                                  **{f: list(getattr(s, f)) for f in _STR_FIELDS}, "meta": list(s.meta)}
+        for i, (name, st) in enumerate(library.sticks.items()):
+            for f in _STICK_FIELDS:
+                np.save(tmp / f"k{i}.{f}.npy", np.asarray(st[f], dtype="<f8"), allow_pickle=False)
+            doc["sticks"][name] = {"file": f"k{i}", "attrs": {k: v for k, v in st.items() if k not in _STICK_FIELDS}}
+        (tmp / "library.json").write_text(json.dumps(doc), encoding="utf-8")
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process put it there first (or a stale partial one): keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (final / "library.json").exists():
+                return None
+    except (OSError, TypeError, ValueError):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    return final
+
+
+def _mapped(directory: Path, sha256: str) -> Library | None:
+    """The library of a cache directory, its arrays memory-mapped read-only; None unless it is
+    a complete cache of the library ``sha256``."""
+    try:
+        doc = json.loads((directory / "library.json").read_text(encoding="utf-8"))
+        if (doc.get("format") != "fol-library-cache" or doc.get("cache_version") != CACHE_VERSION
+                or doc.get("sha256") != sha256):
+            return None
+        sections = {}
+        for t, d in doc["sections"].items():
+            arr = {a: np.load(directory / f"{d['file']}.{a}.npy", mmap_mode="r", allow_pickle=False) for a in _ARRAYS}
+            rows, points = d["rows"], d["points"]
+            shapes = {"grid": (points,), "processed": (rows, points), "raw": (rows, points), "alarm": (rows,)}
+            if any(arr[a].shape != shapes[a] or arr[a].dtype != np.dtype(_ARRAY_DTYPES[a]) for a in _ARRAYS):
+                return None
+            if any(len(d[f]) != rows for f in _STR_FIELDS) or (d["meta"] and len(d["meta"]) != rows):
+                return None
+            sections[t] = LibrarySection(t, arr["grid"], arr["processed"], arr["raw"], d["names"], d["classes"],
+                                         arr["alarm"], d["provenance"], d["source"], d["recipe"],
+                                         d["calibration"], d["meta"])
+        sticks = {}
+        for name, d in doc["sticks"].items():
+            st = {f: np.load(directory / f"{d['file']}.{f}.npy", allow_pickle=False) for f in _STICK_FIELDS}
+            st.update(d["attrs"])
+            sticks[name] = st
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return Library(doc["path"], doc["name"], sha256, doc["created"], doc["description"], sections, True, sticks)
+
+
+def map_library(path: str | Path, sha256: str, *, allow_unverified: bool = False) -> Library:
+    """The library ``sha256`` (whose hash a parent process checked), memory-mapped from its cache
+    (``write_library_cache``) without decompressing or hashing it again; when there is no
+    usable cache, ``load_library(path)``, which must then have that hash (LibraryError if not).
+
+    ``Library.path`` is ``path``; a mapped library has ``mapped`` set (``False`` when loaded).
+    """
+    lib = _mapped(library_cache_path(sha256), sha256) if sha256 else None
+    if lib is not None:
+        lib.path = str(path)
+        lib.mapped = True
+        return lib
+    lib = load_library(path, allow_unverified=allow_unverified)
+    if lib.sha256 != sha256:
+        raise LibraryError(f"{path}: library content {lib.sha256[:12]} differs from the "
+                           f"{sha256[:12]} this run started with (changed, or another file at that path)")
+    return lib

@@ -19,12 +19,11 @@ import inspect
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from pybaselines import Baseline
 from scipy import ndimage
-from scipy.signal import savgol_filter
 
 from fol.preprocess import baselines
 from fol.preprocess.rowstats import mad_rows
+from fol.preprocess.savgol import savgol_filter  # scipy.signal's, bit for bit, without its ~0.6 s import
 
 # --------------------------------------------------------------------------- steps
 
@@ -134,6 +133,8 @@ def despike(
 
 def _baseline_methods() -> tuple[str, ...]:
     """Names of the fitting methods of ``pybaselines.Baseline``."""
+    from pybaselines import Baseline
+
     return tuple(
         name
         for name, member in inspect.getmembers(Baseline, inspect.isfunction)
@@ -141,11 +142,26 @@ def _baseline_methods() -> tuple[str, ...]:
     )
 
 
-BASELINE_METHODS = _baseline_methods()
+_METHODS: list = []
+
+
+def __getattr__(name: str):
+    # pybaselines (~0.15 s of imports beyond scipy) is imported only when a recipe needs it:
+    # the default recipes' baselines run batched here (fol.preprocess.baselines)
+    if name == "BASELINE_METHODS":
+        if not _METHODS:
+            _METHODS.append(_baseline_methods())
+        return _METHODS[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_baseline(method: str, params: Mapping[str, Any]) -> None:
     """Raise ValueError unless ``method`` is a pybaselines method accepting ``params``."""
+    if baselines.supports(method, params):  # a pybaselines method with parameters the batched form takes
+        return
+    from pybaselines import Baseline
+
+    BASELINE_METHODS = __getattr__("BASELINE_METHODS")
     if method not in BASELINE_METHODS:
         examples = [m for m in ("arpls", "asls", "imodpoly", "modpoly", "snip") if m in BASELINE_METHODS]
         raise ValueError(
@@ -170,6 +186,8 @@ def baseline(x: np.ndarray, Y: np.ndarray, method: str = "arpls", **params) -> t
     check_baseline(method, params)
     if baselines.supports(method, params):
         return x, Y - baselines.fit(x, Y, method, **params)
+    from pybaselines import Baseline
+
     fit = getattr(Baseline(x_data=x, check_finite=False, assume_sorted=True), method)
     out = np.empty(Y.shape, dtype=np.float64)
     for i, row in enumerate(Y):

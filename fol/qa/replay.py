@@ -167,6 +167,9 @@ class LibrarySpec:
     mode: str = "pearson"
     k: int = 10
     options: tuple = ()
+    #: map the library from its cache (``fol.io.library.map_library``; the parent checked the hash
+    #: and wrote the cache, ``prepare_workers``) instead of loading and hashing the file again
+    mapped: bool = False
 
 
 @dataclass
@@ -188,15 +191,32 @@ def _identifier(spec: LibrarySpec):
     """This process's Identifier for ``spec``, loaded once (and checked against the run's library hash)."""
     with _lock:
         if _state["spec"] != spec:
-            from fol.io.library import load_library
+            from fol.io.library import load_library, map_library
             from fol.identification.pipeline import Identifier
 
-            library = load_library(spec.path, allow_unverified=spec.allow_unverified)
+            if spec.mapped:
+                library = map_library(spec.path, spec.sha256, allow_unverified=spec.allow_unverified)
+            else:
+                library = load_library(spec.path, allow_unverified=spec.allow_unverified)
             if library.sha256 != spec.sha256:
                 raise LibraryError(f"{spec.path}: library content {library.sha256[:12]} differs from the "
                                    f"{spec.sha256[:12]} this run started with (changed, or another file at that path)")
             _state.update(spec=spec, identifier=Identifier(library, mode=spec.mode, k=spec.k, **dict(spec.options)))
         return _state["identifier"]
+
+
+def prepare_workers(spec: LibrarySpec, library) -> LibrarySpec:
+    """The spec worker processes get: the library, loaded and checked here once, written to its
+    mapped cache (``fol.io.library.write_library_cache``) so that each worker maps it instead of
+    decompressing and hashing the file. Unchanged when no cache can be written (an unverified
+    library, a read-only cache directory): the workers then load the file as before."""
+    from dataclasses import replace
+
+    from fol.io.library import write_library_cache
+
+    if library is None or library.sha256 != spec.sha256 or write_library_cache(library) is None:
+        return spec
+    return replace(spec, mapped=True)
 
 
 def use_identifier(spec: LibrarySpec, identifier) -> None:
@@ -732,8 +752,10 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
     line_no = 0
     done_tasks = [t for t in tasks if t.first + len(t) <= resume_count]
     todo = tasks[len(done_tasks):]
+    worker_spec = spec
     if todo and (workers > 1 or dask):
         identifier.warm_caches()  # class model and search index made once here, not once per worker
+        worker_spec = prepare_workers(spec, getattr(identifier, "library", None))
     try:
         # spectra already in the output: ground truth and earlier results only
         for task in done_tasks:
@@ -743,7 +765,7 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
                 old = json.loads(next(resume_lines))
                 _check_resumed(line_no, old, task, row, getattr(resume_lines, "name", "output"))
                 summary.add(old, expected, previous)
-        for task, out in execute(todo, spec, workers=workers, dask=dask):
+        for task, out in execute(todo, worker_spec, workers=workers, dask=dask):
             for text in out.messages:
                 say(text)
             lines = []

@@ -457,3 +457,25 @@ def test_rows_skipped_for_one_reason_make_one_message():
                                          "r.h5, entry 'b': analysis failed (ValueError: x)",
                                          "r.h5, entry 'b': chunk damaged (rows 6-7 of entry 'b' skipped)",
                                          "r.h5, entry 'b': chunk damaged (row 9 of entry 'b' skipped)"]
+
+
+def test_workers_map_the_library_cache_the_parent_wrote(data, reference, tmp_path, monkeypatch):
+    """Issue 16: the parent checks the library hash once and writes the mapped cache; workers map it
+    (no decompressing, no hashing) and the output is byte-identical to the 1-worker run's."""
+    from fol.io.library import library_cache_path, load_library
+    from fol.identification.pipeline import Identifier
+    from fol.qa import replay as replay_module
+
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "o.jsonl"
+    assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
+                 "--workers", "2", "--chunk", "16"]) == 0
+    assert out.read_bytes() == reference
+    assert (library_cache_path(data.sha) / "library.json").exists()
+    library = load_library(data.library)
+    spec = replay_module.prepare_workers(replay_module.LibrarySpec(str(data.library), data.sha), library)
+    assert spec.mapped
+    assert replay_module._identifier(spec).library.mapped  # what a worker gets
+    lines = []
+    replay_module.replay([data.stack], Identifier(library), spec, lines.append, chunk_rows=16, progress=False)
+    assert "".join(lines).encode() == reference
