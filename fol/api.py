@@ -183,6 +183,6 @@ def identify(spectrum: Any, library: "Library | str | Path | None" = None, *, te
     if ident is None or ident.library is not library:
         if len(_IDENTIFIERS) >= 4:  # a notebook that loads many libraries keeps only the latest few
             _IDENTIFIERS.pop(next(iter(_IDENTIFIERS)))
-        ident = _IDENTIFIERS[key] = Identifier(library, mode=similarity, k=top, mixture=mixture,
+        ident = _IDENTIFIERS[key] = Identifier(library, similarity=similarity, top=top, mixture=mixture,
                                                class_alarm=class_alarm)
     return ident.analyse_spectrum(spectrum, source=where or "python", entry=entry or "spectrum", index=0)

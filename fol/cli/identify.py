@@ -203,7 +203,7 @@ def run(args) -> int:
         saved = f"; the spectrum was recorded to {recorder.path}#{recorder.entry}" if recorder else ""
         raise LibraryError(f"{library.path}: library {library.name!r} has no {spectrum.technique} spectra "
                            f"(it has: {', '.join(library.techniques) or 'none'}){saved}")
-    result = Identifier(library, k=args.top, mode=args.similarity).analyse_spectrum(
+    result = Identifier(library, top=args.top, similarity=args.similarity).analyse_spectrum(
         spectrum, source=source, entry=entry, index=args.index if args.file else 0)
     if recorder:
         recorder.result(spectrum, result, library.sha256)

@@ -142,7 +142,7 @@ def _run(args, refused=()) -> int:
     library = load_library(args.library, allow_unverified=args.allow_unverified)
     spec = LibrarySpec(str(args.library or default_library()), library.sha256, args.allow_unverified,
                        args.similarity, args.top)
-    identifier = Identifier(library, mode=args.similarity, k=args.top)
+    identifier = Identifier(library, similarity=args.similarity, top=args.top)
     resume_count = prepare_resume(args.json) if args.resume else 0
     out = resume_in = None
     if args.json == "-":

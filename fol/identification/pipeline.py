@@ -45,11 +45,11 @@ class Identifier:
     ``fol.identification.confidence.DEFAULT``) apply to sections without one.
     """
 
-    def __init__(self, library, *, mode: str = "pearson", k: int = 10, policy: DecisionPolicy | None = None,
+    def __init__(self, library, *, similarity: str = "pearson", top: int = 10, policy: DecisionPolicy | None = None,
                  mixture: bool = True, class_alarm: bool = True, mixture_policy=None, calibration=None):
         self.library = library
-        self.mode = mode
-        self.k = k
+        self.similarity = similarity
+        self.top = top
         self.policy = policy
         self.mixture = mixture
         self.class_alarm = class_alarm
@@ -79,8 +79,8 @@ class Identifier:
             if self.class_alarm and self.mixture:
                 classalarm.for_section(self.library.sha256, section)
             if (len(section) >= INDEX_MIN_ROWS and technique not in self._prepared
-                    and not index_cache_path(technique, self.mode, self.library.sha256).exists()):
-                Searcher(section, self.mode, cache_key=self.library.sha256)  # built and cached, then dropped
+                    and not index_cache_path(technique, self.similarity, self.library.sha256).exists()):
+                Searcher(section, self.similarity, cache_key=self.library.sha256)  # built and cached, then dropped
 
     def _prepare(self, technique: str):
         """(section, recipe, searcher, mixture model or None) for a technique, built once."""
@@ -94,7 +94,7 @@ class Identifier:
 
                 model = MixtureModel(section, self.mixture_policy)
             cache_key = self.library.sha256 if self.library.verified else None
-            self._prepared[technique] = (section, section.recipe, Searcher(section, self.mode, cache_key=cache_key),
+            self._prepared[technique] = (section, section.recipe, Searcher(section, self.similarity, cache_key=cache_key),
                                          model)
         return self._prepared[technique]
 
@@ -190,7 +190,7 @@ class Identifier:
                 batch.wavenumber, batch.intensity[valid], batch.technique, batch.unit, batch.metadata)
             quality = assess(sub, section.grid)
             processed = recipe.apply(sub, section.grid)
-            found = searcher.search(processed.data, self.k)
+            found = searcher.search(processed.data, self.top)
             fits = {}
             if model is not None:  # mixture analysis of every analysable row, screened together
                 raw, mask = model.prepare(sub)

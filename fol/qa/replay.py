@@ -164,8 +164,8 @@ class LibrarySpec:
     path: str
     sha256: str
     allow_unverified: bool = False
-    mode: str = "pearson"
-    k: int = 10
+    similarity: str = "pearson"
+    top: int = 10
     options: tuple = ()
     #: map the library from its cache (``fol.io.library.map_library``; the parent checked the hash
     #: and wrote the cache, ``prepare_workers``) instead of loading and hashing the file again
@@ -201,7 +201,7 @@ def _identifier(spec: LibrarySpec):
             if library.sha256 != spec.sha256:
                 raise LibraryError(f"{spec.path}: library content {library.sha256[:12]} differs from the "
                                    f"{spec.sha256[:12]} this run started with (changed, or another file at that path)")
-            _state.update(spec=spec, identifier=Identifier(library, mode=spec.mode, k=spec.k, **dict(spec.options)))
+            _state.update(spec=spec, identifier=Identifier(library, similarity=spec.similarity, top=spec.top, **dict(spec.options)))
         return _state["identifier"]
 
 

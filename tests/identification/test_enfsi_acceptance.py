@@ -28,7 +28,7 @@ def perturb(spec: Spectrum, rng) -> Spectrum:
 def test_every_perturbed_record_is_identified_as_itself(enfsi_lib):
     files, lib = enfsi_lib
     rng = np.random.default_rng(20261123)
-    ident = Identifier(lib, k=5)
+    ident = Identifier(lib, top=5)
     sec = lib.section("ftir")
     assert len(sec) == len(files) >= 12
     wrong = []

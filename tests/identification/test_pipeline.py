@@ -69,7 +69,7 @@ def test_order_does_not_matter(lib_and_queries):
 
 def test_single_substance_path(lib_and_queries):
     lib, batch, truth = lib_and_queries
-    results = Identifier(lib, mixture=False, class_alarm=False, k=3).analyse(batch, source="t", entry="e")
+    results = Identifier(lib, mixture=False, class_alarm=False, top=3).analyse(batch, source="t", entry="e")
     assert [r["hits"][0]["name"] for r in results[:6]] == truth[:6]
     assert all(len(r["hits"]) == 3 for r in results)
 
