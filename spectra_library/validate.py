@@ -78,7 +78,7 @@ def _search_ranks(section, processed_queries: np.ndarray, true_names: list[str])
 
 
 def enfsi_section(lib, real: Path) -> list[str]:
-    from fol.io.importers import read_spectra_file
+    from fol.io.formats import read_spectra_file
 
     cat = load_catalogue()
     sec = lib.section("ftir")
@@ -108,7 +108,7 @@ def enfsi_section(lib, real: Path) -> list[str]:
 
 
 def raman_section(lib, real: Path) -> list[str]:
-    from fol.io.importers import read_spectra_file
+    from fol.io.formats import read_spectra_file
 
     sec = lib.section("raman")
     path = real / "raman_paracetamol" / "paracetamol_renishaw.txt"

@@ -4,5 +4,4 @@ per format, a registry, ``read_spectra_file`` and ``read_spectrum``; see docs/fo
 
 Add an import format: a module with ``sniff(head, path)`` and ``read(path, technique)``
 returning ``(name hint, Spectrum)`` pairs, registered with ``fol.io.formats.register``.
-``fol.io.importers`` is the older name of the entry points and still works.
 """

@@ -57,7 +57,7 @@ EFFECTS = ("atr", "dispersion", "resolution", "calibration", "step", "vapour", "
 
 def load_references(folder: Path, section) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Library name → (axis, absorbance scaled to max 1) of each real ENFSI record (read as ``fol`` imports it)."""
-    from fol.io.importers import read_spectra_file
+    from fol.io.formats import read_spectra_file
 
     by_file = {p.split(":", 1)[1]: nm for p, nm in zip(section.provenance, section.names)}
     out = {}
@@ -368,7 +368,7 @@ def _two_column(path, workdir: Path) -> Path:
     """An ENLIGHTEN export (``key,value`` header, then a ``Pixel,...,Wavenumber,Processed`` table) as a
     two-column ``wavenumber,intensity`` CSV in ``workdir`` (same file name); other files unchanged.
 
-    (``fol.io.importers`` reads such a file's *Pixel* column as the axis: reported to the lead.)
+    (The text importer of an earlier version read its *Pixel* column as the axis; ``fol.io.formats.enlighten`` reads it by header name now.)
     """
     path = Path(path)
     if path.suffix.lower() != ".csv":
@@ -401,7 +401,7 @@ def cross_instrument(lib_files, query_files, key, workdir: Path, name: str) -> d
     substance: one component, no caution) and each peer's top-1.
     """
     from fol.identification.pipeline import Identifier
-    from fol.io.importers import read_spectra_file
+    from fol.io.formats import read_spectra_file
     from fol.io.library import load_library
     from fol.libtools.tools import import_library
 

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from fol.io.importers import read_spectra_file
+from fol.io.formats import read_spectra_file
 
 from builders import REAL
 SUBSTANCES = ["fentanyl", "caffeine", "xylazine", "d_mannitol", "heroin"]

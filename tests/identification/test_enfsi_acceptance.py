@@ -5,7 +5,7 @@ as itself (top-1). Fixed seed."""
 import numpy as np
 import pytest
 
-from fol.io.importers import read_spectra_file
+from fol.io.formats import read_spectra_file
 from fol.io.library import load_library
 from fol.identification.pipeline import Identifier
 from fol.spectrum import Spectrum

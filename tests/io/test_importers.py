@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fol.errors import FormatError
-from fol.io.importers import read_spectra_file
+from fol.io.formats import read_spectra_file
 from fol.spectrum import Spectrum
 
 from builders import REAL

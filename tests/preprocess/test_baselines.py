@@ -15,7 +15,7 @@ import pytest
 from pybaselines import Baseline
 
 from fol.preprocess import baselines
-from fol.io.importers import read_spectra_file
+from fol.io.formats import read_spectra_file
 from fol.preprocess.recipe import RAMAN_GRID, default_recipe
 from fol.preprocess.steps import baseline, resample
 
