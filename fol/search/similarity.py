@@ -8,7 +8,11 @@ entry of ``SIMILARITIES``). Scores are HQI-style in 0..1: negatives clipped to 0
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the CLI reads the registry's names without it
+    import numpy as np
+
 
 class PearsonSimilarity:
     """Pearson correlation of two processed (mean-centred, unit-norm) spectra, clipped to 0..1."""
@@ -18,15 +22,21 @@ class PearsonSimilarity:
     @staticmethod
     def prepare(rows: np.ndarray) -> np.ndarray:
         """Rows are already normalised by the recipe: use them as they are (float32, C order)."""
+        import numpy as np
+
         return np.ascontiguousarray(rows, dtype=np.float32)
 
     def pair(self, a: np.ndarray, b: np.ndarray) -> float:
+        import numpy as np
+
         a = np.asarray(a, np.float64) - np.mean(a)
         b = np.asarray(b, np.float64) - np.mean(b)
         den = np.linalg.norm(a) * np.linalg.norm(b)
         return float(min(max(a @ b / den, 0.0), 1.0)) if den > 0 else 0.0
 
     def matrix(self, queries: np.ndarray, library: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         q, lib = self.prepare(queries), self.prepare(library)
         return np.clip(q @ lib.T, 0.0, 1.0)
 
@@ -40,6 +50,7 @@ class DerivativeSimilarity(PearsonSimilarity):
         self.window, self.polyorder = window, polyorder
 
     def prepare(self, rows: np.ndarray) -> np.ndarray:
+        import numpy as np
         from scipy.signal import savgol_filter
 
         d = savgol_filter(np.asarray(rows, dtype=np.float64), self.window, self.polyorder, deriv=1, axis=-1)
@@ -49,6 +60,8 @@ class DerivativeSimilarity(PearsonSimilarity):
         return np.ascontiguousarray(d, dtype=np.float32)
 
     def pair(self, a: np.ndarray, b: np.ndarray) -> float:
+        import numpy as np
+
         pa, pb = self.prepare(np.asarray(a)[None]), self.prepare(np.asarray(b)[None])
         return float(max(0.0, float(pa[0].astype(np.float64) @ pb[0].astype(np.float64))))
 
