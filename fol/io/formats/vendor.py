@@ -41,6 +41,13 @@ EXTRA = "pip install 'fol[formats]'"
 OPUS_SUFFIX = re.compile(r"\.\d+$")
 
 
+def _reader_error(e: BaseException, limit: int = 240) -> str:
+    """A vendor reader's exception as one bounded line (pydantic and others write several lines)."""
+    text = " ".join(str(e).split())
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _need(module: str, label: str, what: str):
     import importlib
 
@@ -84,7 +91,7 @@ def read_spc(path: Path, technique: str | None = None) -> list[tuple[str, Spectr
     except OSError as e:
         raise FormatError(f"{label}: cannot read ({e.strerror or e})") from None
     except Exception as e:  # noqa: BLE001 - the reader raises ValueError/NotImplementedError/struct errors
-        raise FormatError(f"{label}: the SPC reader cannot read this file ({type(e).__name__}: {e}); "
+        raise FormatError(f"{label}: the SPC reader cannot read this file ({_reader_error(e)}); "
                           "not a supported single-spectrum SPC (GC-MS, 3-D and old-format files are refused)") from None
     xtype, ytype = str(spc.xtype), str(spc.ytype)
     exper = str(getattr(getattr(raw, "main_header", None), "fexper", "")) if raw is not None else ""
@@ -143,7 +150,7 @@ def read_opus(path: Path, technique: str | None = None) -> list[tuple[str, Spect
         with _quiet():
             f = bo.read_opus(str(path))
     except Exception as e:  # noqa: BLE001
-        raise FormatError(f"{label}: the OPUS reader cannot read this file ({type(e).__name__}: {e})") from None
+        raise FormatError(f"{label}: the OPUS reader cannot read this file ({_reader_error(e)})") from None
     if not getattr(f, "is_opus", False):
         raise FormatError(f"{label}: not a Bruker OPUS file")
     keys = list(getattr(f, "data_keys", []))
@@ -210,7 +217,7 @@ def read_spa(path: Path, technique: str | None = None) -> list[tuple[str, Spectr
 
             d = scp_read_spa(str(path))
     except Exception as e:  # noqa: BLE001
-        raise FormatError(f"{label}: the SPA reader cannot read this file ({type(e).__name__}: {e})") from None
+        raise FormatError(f"{label}: the SPA reader cannot read this file ({_reader_error(e)})") from None
     if d is None:
         raise FormatError(f"{label}: the SPA reader found no spectrum")
     title = str(getattr(d, "title", "") or "").lower()
@@ -255,7 +262,7 @@ def read_wdf(path: Path, technique: str | None = None) -> list[tuple[str, Spectr
     except FormatError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise FormatError(f"{label}: the WDF reader cannot read this file ({type(e).__name__}: {e})") from None
+        raise FormatError(f"{label}: the WDF reader cannot read this file ({_reader_error(e)})") from None
     if "RamanShift" not in units:
         raise FormatError(f"{label}: WDF x axis in {units.split('.')[-1] or 'unknown units'}, not Raman shift")
     meta = {"source": label, "file": label, "technique_from": "file", "vendor_format": "Renishaw WDF",
