@@ -53,3 +53,34 @@ def chromium_path() -> str | None:
     import shutil
 
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_bounded(fn, *args, timeout_s: float, extra_memory: int = 3 << 29) -> tuple[str, str]:
+    """``fn(*args) -> (status, message)`` in a forked child with its address space limited to
+    ``extra_memory`` bytes more than it starts with; ``("hang", ...)`` after ``timeout_s`` and
+    ``("crash", ...)`` if the child dies (the memory limit, for instance). For malformed-input tables."""
+    import multiprocessing
+    import resource
+
+    def child(conn) -> None:
+        with open("/proc/self/status") as fh:
+            vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + extra_memory, vm + extra_memory))
+        conn.send(fn(*args))
+        conn.close()
+
+    ctx = multiprocessing.get_context("fork")
+    parent, end = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=child, args=(end,))
+    proc.start()
+    end.close()
+    if not parent.poll(timeout_s):
+        proc.kill()
+        proc.join()
+        return "hang", f"no answer in {timeout_s} s"
+    try:
+        result = parent.recv()
+    except EOFError:
+        result = ("crash", f"child died (exit {proc.exitcode}): memory limit?")
+    proc.join(10)
+    return result

@@ -13,17 +13,15 @@ memory limit is a failure.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
-import resource
 import traceback
 import zlib
 
 import numpy as np
 import pytest
 
-from builders import REAL
+from builders import REAL, run_bounded
 from fol.errors import FormatError
 from fol.io.formats import read_spectra_file
 
@@ -62,31 +60,8 @@ def _read(path: str, technique) -> tuple[str, str]:
         return "crash", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
 
 
-def _child(path: str, technique, conn) -> None:
-    with open("/proc/self/status") as fh:
-        vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
-    limit = vm + (3 << 29)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    conn.send(_read(path, technique))
-    conn.close()
-
-
 def outcome(path, technique) -> tuple[str, str]:
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(str(path), technique, child))
-    proc.start()
-    child.close()
-    if not parent.poll(CASE_TIMEOUT_S):
-        proc.kill()
-        proc.join()
-        return "hang", f"no answer in {CASE_TIMEOUT_S} s"
-    try:
-        result = parent.recv()
-    except EOFError:
-        result = ("crash", f"child died (exit {proc.exitcode}): memory limit?")
-    proc.join(10)
-    return result
+    return run_bounded(_read, str(path), technique, timeout_s=CASE_TIMEOUT_S)
 
 
 def _mutations(data: bytes, text: bool, rng: np.random.Generator) -> dict[str, bytes]:

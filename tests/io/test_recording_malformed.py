@@ -10,14 +10,14 @@ memory limit is a failure.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import resource
 import traceback
 
 import h5py
 import numpy as np
 import pytest
+
+from builders import run_bounded
 
 from fol.errors import FormatError
 from fol.io.recording import Recording, RecordingWriter, read_spectrum
@@ -41,31 +41,8 @@ def _read_everything(path: str) -> tuple[str, str]:
         return "crash", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
 
 
-def _child(path: str, conn) -> None:
-    with open("/proc/self/status") as fh:
-        vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
-    limit = vm + (3 << 29)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    conn.send(_read_everything(path))
-    conn.close()
-
-
 def outcome(path: str) -> tuple[str, str]:
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(str(path), child))
-    proc.start()
-    child.close()
-    if not parent.poll(CASE_TIMEOUT_S):
-        proc.kill()
-        proc.join()
-        return "hang", f"no answer in {CASE_TIMEOUT_S} s"
-    try:
-        result = parent.recv()
-    except EOFError:
-        result = ("crash", f"child died (exit {proc.exitcode}): memory limit?")
-    proc.join(10)
-    return result
+    return run_bounded(_read_everything, str(path), timeout_s=CASE_TIMEOUT_S)
 
 
 def good(path, n=3, **attrs) -> str:
