@@ -100,21 +100,23 @@ def run(args) -> int:
 
     _check(args)
     with tempfile.TemporaryDirectory(prefix="fol-replay-") as tmp:
-        args.paths, refused = _as_recordings(args.paths, Path(tmp), args.technique)
-        return _run(args, refused)
+        inputs = list(args.paths)
+        args.paths, refused, names = _as_recordings(args.paths, Path(tmp), args.technique)
+        return _run(args, refused, names, inputs)
 
 
-def _as_recordings(paths, workdir: Path, technique: str | None = None) -> tuple[list, list]:
+def _as_recordings(paths, workdir: Path, technique: str | None = None) -> tuple[list, list, dict]:
     """Recordings as they are; a spectrum file of any other format (CSV, JCAMP-DX, vendor) converted
-    to a one-file recording in ``workdir`` named after it. Returns ``(paths, refused)``: a file
+    to a one-file recording in ``workdir`` named after it. Returns ``(paths, refused, names)``: a file
     that cannot be converted is refused as ``(path, message)`` (replay lists it with the unreadable
     recordings). Anything named like a recording (``.h5``), a directory or a missing path is left to
-    replay, which reports it."""
+    replay, which reports it. ``names`` maps each converted recording to the file it came from: results,
+    messages and the report name the file the user gave, not its temporary copy."""
     from fol.cli.display import one_line
     from fol.io.formats import is_recording, recordings_for
     from fol.errors import FolError
 
-    out, refused = [], []
+    out, refused, names = [], [], {}
     for i, p in enumerate(paths):
         path = Path(p)
         if not path.is_file() or path.suffix.lower() in (".h5", ".hdf5", ".hdf") or is_recording(path):
@@ -130,10 +132,11 @@ def _as_recordings(paths, workdir: Path, technique: str | None = None) -> tuple[
         target = sub / f"{path.name}.h5"
         Path(converted[0]).rename(target)
         out.append(str(target))
-    return out, refused
+        names[str(target)] = str(p)
+    return out, refused, names
 
 
-def _run(args, refused=()) -> int:
+def _run(args, refused=(), names=None, inputs=None) -> int:
     from fol.io.library import load_library
     from fol.paths import default_library
     from fol.identification.pipeline import Identifier
@@ -160,7 +163,8 @@ def _run(args, refused=()) -> int:
                          workers=args.workers, dask=args.dask, chunk_rows=args.chunk, resume_lines=resume_in,
                          resume_count=resume_count, progress=bar,
                          flush=out.flush if out else None, keep_going=args.keep_going,
-                         message=lambda text: print(f"fol: error: {text}", file=sys.stderr), refused=refused)
+                         message=lambda text: print(f"fol: error: {text}", file=sys.stderr), refused=refused,
+                         names=names)
         ok = True
     finally:
         if bar:
@@ -185,7 +189,8 @@ def _run(args, refused=()) -> int:
                 if bar:
                     bar(done[0], total)
 
-            write_report(args.report, summary, identifier, inputs=[str(p) for p in args.paths], progress=step)
+            write_report(args.report, summary, identifier, inputs=[str(p) for p in (inputs or args.paths)],
+                         progress=step, located={orig: conv for conv, orig in (names or {}).items()})
             if bar:
                 bar.close()
             print(f"report: {args.report}", file=text)

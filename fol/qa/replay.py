@@ -84,9 +84,16 @@ class Task:
     path: str
     parts: tuple[Part, ...]
     first: int
+    #: the name results and messages give the file (the input the user named, when ``path`` is a
+    #: recording converted from it); empty: ``path``
+    source: str = ""
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
+
+    @property
+    def name(self) -> str:
+        return self.source or self.path
 
 
 def input_problem(path: str) -> str | None:
@@ -110,8 +117,11 @@ def open_problem(path: str) -> str | None:
 
 
 def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS,
-         unreadable: list[tuple[str, str]] | None = None) -> list[Task]:
+         unreadable: list[tuple[str, str]] | None = None, names: dict[str, str] | None = None) -> list[Task]:
     """The tasks of a run, in output order.
+
+    ``names`` maps a path to the name its results and messages give it (a recording converted
+    from a spectrum file carries the spectrum file's name).
 
     A file that cannot be opened makes no task: it has no spectra. It is appended to
     ``unreadable`` as ``(path, message)`` when a list is given. An entry whose
@@ -122,7 +132,10 @@ def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS,
         raise ConfigError("the chunk size must be at least 1")
     tasks: list[Task] = []
     first = 0
+    names = names or {}
     for path in map(str, paths):
+        source = names.get(path, "")
+        shown = source or path
         problem = input_problem(path)
         try:
             if problem:
@@ -130,22 +143,22 @@ def plan(paths: Iterable[str], chunk_rows: int = CHUNK_ROWS,
             rec = Recording(path, skip_invalid=True)
         except (FolError, OSError, ValueError, RecursionError, RuntimeError) as e:
             if unreadable is not None:
-                unreadable.append((path, _line(e, path)))
+                unreadable.append((shown, _line(e, path).replace(path, shown)))
             continue
         else:
             with rec:
-                parts = [Part(name, 0, 1, _line(msg, path)) for name, msg in rec.skipped]
+                parts = [Part(name, 0, 1, _line(msg, path).replace(path, shown)) for name, msg in rec.skipped]
                 parts += [Part(e.name, a, min(a + chunk_rows, e.n_rows))
                           for e in rec.entries for a in range(0, e.n_rows, chunk_rows)]
         group: list[Part] = []
         for part in parts:
             if group and sum(map(len, group)) + len(part) > chunk_rows:
-                tasks.append(Task(path, tuple(group), first))
+                tasks.append(Task(path, tuple(group), first, source))
                 first += len(tasks[-1])
                 group = []
             group.append(part)
         if group:
-            tasks.append(Task(path, tuple(group), first))
+            tasks.append(Task(path, tuple(group), first, source))
             first += len(tasks[-1])
     return tasks
 
@@ -305,7 +318,7 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
 
     def failed(part: Part, message: str, technique: str = "") -> None:
         for i in range(part.start, part.stop):
-            out.results.append(error_result(message, source=task.path, entry=part.entry, index=i,
+            out.results.append(error_result(message, source=task.name, entry=part.entry, index=i,
                                             technique=technique, library_ref=identifier.library_ref)
                                if analyse else None)
         out.expected.extend([None] * len(part))
@@ -320,14 +333,15 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
             chunk = _recording(task.path).read(part.entry, part.start, part.stop)
         except READ_ERRORS as e:
             if len(part) == 1:
-                message = re.sub(r"(sample/expected|results/result) row 0:", r"\1:", _line(e, task.path))
+                message = re.sub(r"(sample/expected|results/result) row 0:", r"\1:",
+                                 _line(e, task.path).replace(task.path, task.name))
                 failed(part, message)
                 out.messages.append(f"{message} (row {part.start} of entry {part.entry!r} skipped)")
                 continue
             # one bad row (malformed ground truth, a damaged chunk) must not cost its neighbours:
             # read the part row by row, so that only the rows that cannot be read are skipped
             rows = tuple(Part(part.entry, i, i + 1) for i in range(part.start, part.stop))
-            sub = run_task(spec, Task(task.path, rows, task.first), analyse)
+            sub = run_task(spec, Task(task.path, rows, task.first, task.source), analyse)
             out.results.extend(sub.results)
             out.expected.extend(sub.expected)
             out.previous.extend(sub.previous)
@@ -336,11 +350,11 @@ def run_task(spec: LibrarySpec, task: Task, analyse: bool = True) -> TaskOutput:
         n = len(part)
         if analyse:
             try:
-                out.results.extend(identifier.analyse(chunk.batch, source=task.path, entry=part.entry,
+                out.results.extend(identifier.analyse(chunk.batch, source=task.name, entry=part.entry,
                                                       start_index=part.start))
             except Exception as e:  # a bug or unforeseen data must not end a run over millions of spectra
-                message = _line(f"{task.path}, entry {part.entry!r}: analysis failed ({type(e).__name__}: {e})")
-                out.results.extend(error_result(message, source=task.path, entry=part.entry, index=i,
+                message = _line(f"{task.name}, entry {part.entry!r}: analysis failed ({type(e).__name__}: {e})")
+                out.results.extend(error_result(message, source=task.name, entry=part.entry, index=i,
                                                 technique=chunk.batch.technique, library_ref=identifier.library_ref)
                                    for i in range(part.start, part.stop))
                 out.messages.append(message)
@@ -695,7 +709,7 @@ def _check_resumed(line_no: int, old: dict, task: Task, row: int, path) -> None:
 def _row_identity(task: Task, row: int) -> tuple[str, str, int]:
     for part in task.parts:
         if row < len(part):
-            return task.path, part.entry, part.start + row
+            return task.name, part.entry, part.start + row
         row -= len(part)
     raise IndexError(row)
 
@@ -712,7 +726,7 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
            workers: int = 1, dask: str | None = None, chunk_rows: int | None = None,
            resume_lines: Iterator[str] | None = None, resume_count: int = 0,
            catalogue=None, progress: Callable[[int, int], None] | None = None, flush: Callable[[], None] | None = None,
-           refused: Iterable[tuple[str, str]] = (),
+           refused: Iterable[tuple[str, str]] = (), names: dict[str, str] | None = None,
            keep_going: bool = True, message: Callable[[str], None] | None = None) -> Summary:
     """Replay recordings; ``write`` gets one JSON line per spectrum, in input order.
 
@@ -727,13 +741,15 @@ def replay(paths: Iterable[str], identifier, spec: LibrarySpec, write: Callable[
     ``Summary.unreadable``; with ``keep_going=False`` they stop the run before any work
     (``FolError`` naming each). ``message`` gets each "skipped" line (default: the ``fol.qa`` logger; the CLI prints them).
     A result line carries the ground truth as ``expected`` when the recording has it.
+    ``names``: the name a path's results and messages give it (``plan``), e.g. the spectrum file a
+    recording in ``paths`` was converted from.
     """
     from fol.catalogue import load_catalogue
 
     summary = Summary(catalogue or load_catalogue(), identifier.library_ref)
     use_identifier(spec, identifier)
     summary.unreadable.extend(refused)
-    tasks = plan(paths, chunk_rows or default_chunk(identifier), unreadable=summary.unreadable)
+    tasks = plan(paths, chunk_rows or default_chunk(identifier), unreadable=summary.unreadable, names=names)
     say = message or logging.getLogger("fol.qa").error
     if summary.unreadable and not keep_going:
         summary.close()

@@ -85,8 +85,10 @@ def _rate(rate) -> str:
 class _Overlay:
     """Query, scaled top components, fit and residual of one result, on the library grid."""
 
-    def __init__(self, identifier):
+    def __init__(self, identifier, located: dict[str, str] | None = None):
         self.identifier = identifier
+        #: where a result's ``source`` is read from when it is not a recording itself (a converted spectrum file)
+        self.located = located or {}
         self._rows_by_name: dict[str, dict[str, list[int]]] = {}
 
     def _rows(self, section) -> dict[str, list[int]]:
@@ -103,7 +105,8 @@ class _Overlay:
 
         from fol.io.recording import read_spectrum
 
-        spectrum, _ = read_spectrum(result["source"], result["entry"], int(result["index"]))
+        spectrum, _ = read_spectrum(self.located.get(result["source"], result["source"]), result["entry"],
+                                     int(result["index"]))
         section = self.identifier.library.section(spectrum.technique)
         query = section.recipe.apply_spectrum(spectrum, section.grid).data[0].astype(np.float64)
         named = [c for c in result.get("components") or [] if not c.get("class_only")] or (result.get("hits") or [])
@@ -214,10 +217,10 @@ def _verdict_html(r: dict) -> str:
     return text
 
 
-def _flagged_html(summary, identifier, progress=None) -> str:
+def _flagged_html(summary, identifier, progress=None, located=None) -> str:
     from fol.qa.regression import describe, side
 
-    overlay = _Overlay(identifier)
+    overlay = _Overlay(identifier, located)
     out = []
     titles = {"problem": "Disagreements with the ground truth", "changed": "Changed since the earlier results",
               "alarm": "Alarms and cautions"}
@@ -256,8 +259,12 @@ def plot_count(summary) -> int:
     return sum(len(summary.examples(kind)) for kind in summary.KINDS)
 
 
-def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
-    """The report as one HTML string; ``progress(1)`` is called after each overlay plot."""
+def render_report(summary, identifier, inputs: list[str], progress=None, located: dict[str, str] | None = None) -> str:
+    """The report as one HTML string; ``progress(1)`` is called after each overlay plot.
+
+    ``located``: the recording to read a result's spectrum from, by its ``source``, where the
+    source is not a recording (a spectrum file replay converted).
+    """
     lib = summary.library_ref
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     shown_inputs = inputs[:20] + ([f"... and {len(inputs) - 20} more"] if len(inputs) > 20 else [])
@@ -337,12 +344,13 @@ def render_report(summary, identifier, inputs: list[str], progress=None) -> str:
                   "then each component (its library spectrum scaled by a non-negative least-squares fit) "
                   "on its own axis (xN: N times smaller than the query), strongest bands marked; bottom: "
                   "the residual, on its own axis</p>",
-                  _flagged_html(summary, identifier, progress)]
+                  _flagged_html(summary, identifier, progress, located)]
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(path: str | Path, summary, identifier, inputs: list[str], progress=None) -> Path:
+def write_report(path: str | Path, summary, identifier, inputs: list[str], progress=None,
+                 located: dict[str, str] | None = None) -> Path:
     path = Path(path)
-    path.write_text(render_report(summary, identifier, inputs, progress), encoding="utf-8")
+    path.write_text(render_report(summary, identifier, inputs, progress, located), encoding="utf-8")
     return path

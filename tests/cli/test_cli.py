@@ -419,6 +419,27 @@ def test_replay_reads_any_spectrum_format(real_dir, tmp_path):
     assert r.returncode == 0 and "spectra: 1" in r.stdout and "bad.csv" in r.stdout + r.stderr
 
 
+def test_replay_of_spectrum_files_names_them_not_their_converted_copies(real_dir, tmp_path):
+    """A spectrum file replay converts to a temporary recording is named as the user gave it: in the
+    JSON lines' ``source``, the per-file table, the report's inputs; and --resume of such a run works
+    (the temporary name differs from run to run)."""
+    folder = real_dir / "raman_wasatch_enlighten"
+    set1 = next(p for p in folder.iterdir() if p.name.startswith("set1_"))
+    files = [set1 / "acetone.csv", next((real_dir / "raman_plastics_slopp").glob("Polyethylene*.txt"))]
+    out, report = tmp_path / "r.jsonl", tmp_path / "r.html"
+    r = fol("replay", *files, "--technique", "raman", "--json", out, "--report", report, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["source"] for row in rows] == [str(f) for f in files]
+    assert all(str(f) in r.stdout for f in files), r.stdout  # the per-file table
+    assert "fol-replay-" not in r.stdout + r.stderr + out.read_text() + report.read_text()
+    first = out.read_text().splitlines()[0]
+    out.write_text(first + "\n")  # as if the run had been stopped after the first spectrum
+    r = fol("replay", *files, "--technique", "raman", "--json", out, "--resume", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["source"] for line in out.read_text().splitlines()] == [str(f) for f in files]
+
+
 def test_identify_with_a_library_without_the_technique_is_an_error(tmp_path, enfsi_library):
     """Item 14.8: a Raman spectrum against an FTIR-only library is a usage error of the library (exit 1),
     not an 'inconclusive' verdict with exit 0."""
