@@ -11,7 +11,9 @@ the page lists. It relies only on what the page promises; in particular:
   in between makes the acquisition untrusted;
 * device state is read on every acquisition, never cached, with
   :meth:`Protocol.read_confirmed` (ASCII answers carry no checksum, and a late answer
-  must never be taken for the answer to a later question);
+  must never be taken for the answer to a later question); every value, the detector
+  temperature included, must read *the same* in two clean passes (a tolerance would
+  accept a flipped last digit);
 * **a spectrum must belong to the INIT that preceded it**: ``STAT:ACQ?`` must be seen
   ``BUSY`` after ``INIT`` and then ``DONE`` twice in a row on a clean line (a single
   stale ``DONE`` is not believed), and a payload identical to one this session already
@@ -62,8 +64,6 @@ INTERLOCK = 201
 MIN_POLL_S = 0.05
 UNITS = {"COUNTS": "counts", "ABSORBANCE": "absorbance"}
 TECHNIQUES = {"RAMAN": "raman", "FTIR": "ftir"}
-#: temperature readings closer than this (deg C) confirm each other (a live sensor may drift)
-TEMPERATURE_AGREEMENT_C = 0.5
 
 _state = choice("IDLE", "BUSY", "DONE", "FAIL")
 
@@ -116,10 +116,6 @@ def check_settings(integration_ms=None, averages=None, laser_mw=None) -> dict:
     return out
 
 
-def _same_temperature(a: float, b: float) -> bool:
-    return abs(a - b) <= TEMPERATURE_AGREEMENT_C
-
-
 def _errors_text(errors) -> str:
     return "; ".join(f'{c},"{m}"' for c, m in errors) or "none reported"
 
@@ -170,7 +166,10 @@ class Analyzer:
                  "laser_mw": ("CONF:LAS?", parse_number)}
     _CONDITIONS = {"unit": ("SENS:UNIT?", choice(*UNITS)), "excitation_wavelength_nm": ("CONF:EXC?", parse_number),
                    "resolution_cm1": ("CONF:RES?", parse_number),
-                   "detector_temperature_c": ("SYST:TEMP?", parse_number, _same_temperature)}
+                   # compared exactly, like every other value: a tolerance would let one flipped digit
+                   # through (-10.1 -> -10.5 is one bit); a sensor that flickers between two readings
+                   # repeats one of them within a few passes (read_confirmed matches any earlier pass)
+                   "detector_temperature_c": ("SYST:TEMP?", parse_number)}
 
     def settings(self) -> dict:
         """Integration time, averages and laser power as the device reports them (confirmed)."""

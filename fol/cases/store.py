@@ -12,18 +12,30 @@ one audit row naming that hash; each audit row's ``sha256`` covers its own field
 the previous row's ``sha256``. A correction of the case fields is a new measurement row
 (same spectrum and result) whose ``corrects`` points at the row it corrects; searches
 show only rows nothing corrects.
+
+Opening refuses, in one line naming the file, what is not a case database of this
+schema (a directory, a FIFO, an empty or foreign file, another program's tables, a
+future or malformed schema version) before anything is written; a writable open also
+needs a writable file and directory, the write lock, and a passing ``quick_check``.
+Every SQLite error, a row fol could not have written (wrong storage class, text that is
+not UTF-8, a huge value, JSON that is not an object) and runaway nesting become a
+one-line ``StoreError``; ``verify`` reports such rows as problems (docs/station.md).
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import quote
 
 import numpy as np
 
@@ -41,6 +53,96 @@ ROW_COLUMNS = ("id", "created_utc", *CASE_FIELDS, "recording", "entry", "spectru
 
 class StoreError(FolError):
     """The case database cannot be opened, or an operation on it was refused."""
+
+
+#: the tables a case database of ``SCHEMA_VERSION`` has
+TABLES = ("schema_migrations", "measurements", "components", "audit")
+#: longest text a column may hold (the station accepts 64 KiB request bodies); the JSON result may be longer
+MAX_TEXT = 1 << 20
+MAX_JSON = 16 << 20
+#: how long a writer waits for another program's write lock before giving up (seconds)
+BUSY_TIMEOUT_S = 30.0
+_SQLITE_MAGIC = b"SQLite format 3\0"
+#: column -> SQLite storage classes allowed (every other column is NOT NULL TEXT)
+_M_TYPES = {"id": ("integer",), "alarm": ("integer",), "corrects": ("integer", "null"),
+            "correction_reason": ("text", "null")}
+_C_TYPES = {"measurement_id": ("integer",), "position": ("integer",), "name": ("text",), "class": ("text",),
+            "fraction": ("real", "integer", "null"), "confidence": ("real", "integer", "null")}
+_A_TYPES = {"seq": ("integer",), "measurement_id": ("integer", "null")}
+_JSON_COLUMNS = ("instrument_json", "settings_json", "result_json")
+
+
+class _NotText(Exception):
+    """A TEXT value whose bytes are not UTF-8 (raised by the connections' text factory)."""
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _NotText(len(data)) from None
+
+
+def _kind(value) -> str:
+    """The SQLite storage class of a value as Python's sqlite3 returns it."""
+    return {type(None): "null", int: "integer", float: "real", str: "text", bytes: "blob"}.get(type(value), "?")
+
+
+def _row_problem(row: dict, types: dict) -> str:
+    """Why a row read from the database is not one fol wrote ('' if it could be)."""
+    for key, value in row.items():
+        allowed = types.get(key, ("text",))
+        kind = _kind(value)
+        if kind not in allowed:
+            return f"column {key} holds {'a ' + kind if kind != 'integer' else 'an integer'} value, not {allowed[0]}"
+        limit = MAX_JSON if key in _JSON_COLUMNS else MAX_TEXT
+        if kind == "text" and len(value) > limit:
+            return f"column {key} holds {len(value)} characters (at most {limit})"
+    return ""
+
+
+def _load_json(text: str, what: str):
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(f"{what} is not JSON ({str(e)[:80]})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return value
+
+
+def _sqlite_problem(e: BaseException) -> str:
+    """A one-line reason for an SQLite error (its message is short and names no data)."""
+    text = str(e).split("\n", 1)[0][:200]
+    if "database is locked" in text or "database table is locked" in text:
+        return "locked by another program (it holds a write lock); try again when it is done"
+    if "file is not a database" in text:
+        return "not a case database (not an SQLite database, or its header is damaged)"
+    if "malformed" in text or "disk I/O error" in text:
+        return f"damaged ({text})"
+    if "readonly" in text or "read-only" in text:
+        return f"read-only ({text})"
+    return text
+
+
+def _guarded(method):
+    """Turn SQLite errors, undecodable text and runaway nesting into a one-line ``StoreError`` naming the file."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: {_sqlite_problem(e)}") from None
+        except _NotText as e:
+            raise StoreError(f"{self.path}: a text value of {e.args[0]} bytes is not UTF-8: the database was "
+                             "edited outside fol (fol cases verify names the row)") from None
+        except RecursionError:
+            raise StoreError(f"{self.path}: a value is nested too deeply to read") from None
+
+    return call
 
 
 _V1 = """
@@ -168,40 +270,101 @@ class CaseStore:
     where the evidence recordings live; ``recording`` paths in rows are relative to it.
     """
 
-    def __init__(self, path: str | Path, *, evidence_dir: str | Path | None = None, readonly: bool = False):
+    def __init__(self, path: str | Path, *, evidence_dir: str | Path | None = None, readonly: bool = False,
+                 busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = str(path)
         self.evidence_dir = Path(evidence_dir) if evidence_dir else Path(self.path).with_suffix("").parent / (
             Path(self.path).stem + "-evidence")
         self.readonly = readonly
-        if readonly and not Path(self.path).exists():
-            raise StoreError(f"{self.path}: no such case database")
+        self.busy_timeout_s = float(busy_timeout_s)
         self._local = threading.local()
         self._lock = threading.Lock()
-        con = self._con()
+        exists = self._check_file()
+        if not readonly:
+            self._check_writable(exists)
         try:
-            if not readonly:
-                self._migrate(con)
+            con = self._con()
+            if readonly:
+                self._check_schema(con)
             else:
-                self.schema_version()
+                self._migrate(con)  # checks first: a database that is not a case database is never written
+                con.execute("PRAGMA journal_mode=WAL")
+        except StoreError:
+            self.close()
+            raise
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a usable case database ({e})") from None
+            self.close()
+            raise StoreError(f"{self.path}: {_sqlite_problem(e)}") from None
+        except _NotText:
+            self.close()
+            raise StoreError(f"{self.path}: not a case database (a schema name is not UTF-8)") from None
 
     # -- connections and schema
+
+    def _check_file(self) -> bool:
+        """Refuse what is not a regular SQLite file before SQLite sees it (a FIFO would block it); True if it exists."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if os.path.islink(self.path):
+                raise StoreError(f"{self.path}: a symbolic link to a missing file ({os.readlink(self.path)[:200]}): "
+                                 + ("no such case database" if self.readonly else
+                                    "refusing to create a case database there")) from None
+            if self.readonly:
+                raise StoreError(f"{self.path}: no such case database") from None
+            return False
+        except OSError as e:
+            what = "too many levels of symbolic links" if e.errno == errno.ELOOP else (e.strerror or str(e))
+            raise StoreError(f"{self.path}: cannot open the case database ({what})") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise StoreError(f"{self.path}: is a directory, not a case database")
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{self.path}: not a regular file (a FIFO, device or socket), not a case database")
+        if st.st_size == 0:
+            raise StoreError(f"{self.path}: an empty file, not a case database (remove it to start a new one)")
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot read the case database ({e.strerror or e})") from None
+        if head != _SQLITE_MAGIC or st.st_size < 512:
+            raise StoreError(f"{self.path}: not a case database (not an SQLite database file)")
+        return True
+
+    def _check_writable(self, exists: bool) -> None:
+        """The station writes: a read-only file or directory is refused now, not at the first measurement."""
+        folder = os.path.dirname(os.path.realpath(self.path)) or "."
+        if exists and not os.access(self.path, os.W_OK):
+            raise StoreError(f"{self.path}: read-only: the station must write to its case database "
+                             "(fol cases can read it)")
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise StoreError(f"{self.path}: in a read-only directory ({folder}): the station must create the "
+                             "database's -wal and -shm files beside it (fol cases can read it)")
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
             try:
                 if self.readonly:
-                    con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+                    folder = os.path.dirname(os.path.realpath(self.path)) or "."
+                    flags = "mode=ro"
+                    if not os.access(folder, os.W_OK | os.X_OK) and not os.path.exists(self.path + "-shm"):
+                        # nobody can write here (a writer needs its -wal/-shm beside the file): a snapshot
+                        if os.path.exists(self.path + "-wal"):
+                            raise StoreError(f"{self.path}: in a read-only directory with an uncheckpointed -wal "
+                                             "file: copy the three files to a writable directory to read them")
+                        flags = "immutable=1"
+                    con = sqlite3.connect(f"file:{quote(self.path)}?{flags}", uri=True, timeout=self.busy_timeout_s,
+                                          isolation_level=None)
                 else:
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                    con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                    con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=FULL")
+                    con = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+                con.text_factory = _text
+                if not self.readonly:
+                    con.execute("PRAGMA synchronous=FULL")
                 con.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as e:
-                raise StoreError(f"{self.path}: cannot open the case database ({e})") from None
+                raise StoreError(f"{self.path}: {_sqlite_problem(e)}") from None
             con.row_factory = sqlite3.Row
             self._local.con = con
         return con
@@ -218,29 +381,74 @@ class CaseStore:
     def __exit__(self, *exc):
         self.close()
 
-    def _migrate(self, con: sqlite3.Connection) -> None:
-        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                    "name TEXT NOT NULL, applied_utc TEXT NOT NULL)")
-        done = {r[0] for r in con.execute("SELECT version FROM schema_migrations")}
-        if done and max(done) > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {max(done)} is newer than this fol "
+    def _schema(self, con: sqlite3.Connection) -> tuple[set[str], list[int]]:
+        """The tables and the applied schema versions, checked to be a case database's (or an empty file's)."""
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "schema_migrations" not in tables:
+            names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(f"{self.path}: not a case database (an SQLite database with the tables {names[:200]})")
+        if not tables:
+            return tables, []
+        rows = con.execute("SELECT version, typeof(version) FROM schema_migrations LIMIT 1000").fetchall()
+        bad = [r[0] for r in rows if r[1] != "integer"]
+        if bad:
+            raise StoreError(f"{self.path}: schema version {str(bad[0])[:40]!r} is not a number: not a case database")
+        versions = sorted(r[0] for r in rows)
+        if versions and versions[-1] > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {versions[-1]} is newer than this fol "
                              f"(knows {SCHEMA_VERSION}); upgrade fol")
-        for version, name, sql in MIGRATIONS:
-            if version in done:
-                continue
-            con.execute("BEGIN IMMEDIATE")
-            try:
+        if versions and versions != list(range(1, versions[-1] + 1)):
+            raise StoreError(f"{self.path}: schema versions {versions[:10]} are not the migrations fol applies "
+                             f"(1 to {SCHEMA_VERSION} in order): not a case database")
+        if versions:
+            missing = [t for t in TABLES if t not in tables]
+            if missing:
+                raise StoreError(f"{self.path}: tables missing ({', '.join(missing)}) although schema version "
+                                 f"{versions[-1]} is recorded: not a complete case database")
+        elif tables - {"schema_migrations"}:
+            raise StoreError(f"{self.path}: not a case database (no schema version recorded, but the tables "
+                             f"{', '.join(sorted(tables - {'schema_migrations'}))[:200]})")
+        return tables, versions
+
+    def _check_schema(self, con: sqlite3.Connection) -> None:
+        """Read-only use: the database must be a case database of this fol's schema, as it is."""
+        _, versions = self._schema(con)
+        if not versions:
+            raise StoreError(f"{self.path}: not a case database (no case tables)")
+        if versions[-1] < SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {versions[-1]} is older than this fol's "
+                             f"({SCHEMA_VERSION}); open it once with fol station to migrate it")
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        """Check the schema and the file's integrity (``PRAGMA quick_check``), then apply the missing
+        migrations, in one write transaction (which also shows, within the busy timeout, that no other
+        program holds the write lock)."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            _, versions = self._schema(con)
+            if versions:  # the station is about to write into it: a damaged file is refused, not written to
+                check = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if check != "ok":
+                    first = " ".join(str(check).split())[:200]
+                    raise StoreError(f"{self.path}: damaged (SQLite integrity check: {first}): restore it from a "
+                                     "backup (fol cases verify reads what is left)")
+            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                        "name TEXT NOT NULL, applied_utc TEXT NOT NULL)")
+            for version, name, sql in MIGRATIONS:
+                if version in versions:
+                    continue
                 for stmt in sql.split(";\n"):
                     if stmt.strip():
                         con.execute(stmt)
                 con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, utc_now()))
                 if version == 1:
                     self._append_audit(con, "fol", "store-created", None, {"schema_version": SCHEMA_VERSION})
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
+    @_guarded
     def schema_version(self) -> int:
         row = self._con().execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
@@ -257,6 +465,7 @@ class CaseStore:
                     (seq, at, actor, action, measurement_id, detail_json, prev, digest))
         return seq
 
+    @_guarded
     def audit(self, actor: str, action: str, detail: dict, measurement_id: int | None = None) -> int:
         """Append an event (an export, a login ...) to the audit log; returns its sequence number."""
         con = self._con()
@@ -270,6 +479,7 @@ class CaseStore:
                 raise
         return seq
 
+    @_guarded
     def add_measurement(self, *, case: dict, recording: str, entry: str, spectrum_sha256: str,
                         recording_sha256: str, instrument: dict, settings: dict, result: dict,
                         actor: str | None = None, action: str = "measurement", corrects: int | None = None,
@@ -314,6 +524,7 @@ class CaseStore:
                 raise
         return row["id"]
 
+    @_guarded
     def correct(self, measurement_id: int, changes: dict, *, reason: str, actor: str) -> int:
         """A correction of the case fields: a new row pointing at the current one; returns its id."""
         if not str(reason or "").strip():
@@ -333,16 +544,26 @@ class CaseStore:
 
     # -- reading
 
-    @staticmethod
-    def _decode(row: sqlite3.Row | None) -> dict | None:
+    def _bad_row(self, what: str, problem: str) -> StoreError:
+        return StoreError(f"{self.path}: {what}: {problem}: not a row fol wrote (fol cases verify lists every "
+                          "problem)")
+
+    def _decode(self, row: sqlite3.Row | None) -> dict | None:
         if row is None:
             return None
         d = dict(row)
-        d["instrument"] = json.loads(d.pop("instrument_json"))
-        d["settings"] = json.loads(d.pop("settings_json"))
-        d["result"] = json.loads(d.pop("result_json"))
+        problem = _row_problem(d, {**_M_TYPES, "corrected_by": ("integer", "null")})
+        if problem:
+            raise self._bad_row(f"measurement {d.get('id')}", problem)
+        try:
+            for key, name in (("instrument_json", "instrument"), ("settings_json", "settings"),
+                              ("result_json", "result")):
+                d[name] = _load_json(d.pop(key), f"column {key}")
+        except ValueError as e:
+            raise self._bad_row(f"measurement {d['id']}", str(e)) from None
         return d
 
+    @_guarded
     def get(self, measurement_id: int) -> dict | None:
         """One measurement (with ``result``, ``instrument``, ``settings`` decoded, ``corrected_by``)."""
         con = self._con()
@@ -350,6 +571,7 @@ class CaseStore:
                           "FROM measurements m WHERE m.id = ?", (int(measurement_id),)).fetchone()
         return self._decode(row)
 
+    @_guarded
     def history(self, measurement_id: int) -> list[dict]:
         """The measurement and every row in its correction chain, oldest first."""
         con = self._con()
@@ -364,6 +586,7 @@ class CaseStore:
             cur = self.get(nxt[0]) if nxt else None
         return rows
 
+    @_guarded
     def search(self, *, case_no: str = "", item_no: str = "", date_from: str = "", date_to: str = "",
                substance: str = "", alarm: bool | None = None, limit: int = 200, offset: int = 0,
                include_corrected: bool = False) -> list[dict]:
@@ -397,11 +620,18 @@ class CaseStore:
                "m.alarm_classes, m.substances, m.quality_flags, m.library_name, m.corrects FROM measurements m"
                + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY m.created_utc DESC, m.id DESC LIMIT ? OFFSET ?")
-        return [dict(r) for r in self._con().execute(sql, (*args, int(limit), int(offset)))]
+        rows = [dict(r) for r in self._con().execute(sql, (*args, int(limit), int(offset)))]
+        for r in rows:
+            problem = _row_problem(r, _M_TYPES)
+            if problem:
+                raise self._bad_row(f"measurement {r['id']}", problem)
+        return rows
 
+    @_guarded
     def count(self) -> int:
         return int(self._con().execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
 
+    @_guarded
     def case_measurements(self, case_no: str) -> list[dict]:
         """Every current measurement of one case (exact case number), oldest first, decoded."""
         ids = [r[0] for r in self._con().execute(
@@ -409,19 +639,27 @@ class CaseStore:
             "(SELECT 1 FROM measurements c WHERE c.corrects = m.id) ORDER BY created_utc, id", (case_no,))]
         return [self.get(i) for i in ids]
 
+    @_guarded
     def indexed_recordings(self) -> set[str]:
         return {r[0] for r in self._con().execute("SELECT DISTINCT recording FROM measurements")}
 
+    @_guarded
     def audit_rows(self, measurement_id: int | None = None) -> list[dict]:
         con = self._con()
         if measurement_id is None:
             rows = con.execute("SELECT * FROM audit ORDER BY seq")
         else:
             rows = con.execute("SELECT * FROM audit WHERE measurement_id = ? ORDER BY seq", (int(measurement_id),))
-        return [dict(r) for r in rows]
+        out = [dict(r) for r in rows]
+        for a in out:
+            problem = _row_problem(a, _A_TYPES)
+            if problem:
+                raise self._bad_row(f"audit row {a['seq']}", problem)
+        return out
 
     # -- verification
 
+    @_guarded
     def verify(self, *, check_evidence: bool = True) -> list[str]:
         """Every problem found (empty: the database is intact).
 
@@ -436,13 +674,16 @@ class CaseStore:
         problems: list[str] = []
         try:
             integrity = con.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            return [f"{self.path}: database unreadable ({e})"]
+        except (sqlite3.DatabaseError, _NotText) as e:
+            return [f"{self.path}: database unreadable ({_sqlite_problem(e)})"]
         if integrity != "ok":
-            problems.append(f"sqlite integrity check: {integrity}")
+            problems.append(f"sqlite integrity check: {' '.join(str(integrity).split())[:300]}")
         prev, expected_seq = GENESIS, 1
         recorded: dict[int, str] = {}
-        for a in con.execute("SELECT * FROM audit ORDER BY seq"):
+        for a, problem in self._checked_rows(con, "audit", _A_TYPES, "seq"):
+            if problem:
+                problems.append(f"audit log: {problem}")
+                continue
             if a["seq"] != expected_seq:
                 problems.append(f"audit log: row {expected_seq} missing (next is {a['seq']})")
             if a["prev_sha256"] != prev:
@@ -453,20 +694,32 @@ class CaseStore:
                 problems.append(f"audit log: row {a['seq']} was altered (hash mismatch)")
             if a["action"] in ("measurement", "correction", "recovered") and a["measurement_id"] is not None:
                 try:
-                    recorded[int(a["measurement_id"])] = json.loads(a["detail_json"]).get("row_sha256", "")
-                except (ValueError, AttributeError):
+                    recorded[int(a["measurement_id"])] = str(_load_json(a["detail_json"], "details")
+                                                            .get("row_sha256", ""))
+                except ValueError:
                     problems.append(f"audit log: row {a['seq']} has unreadable details")
             prev, expected_seq = a["sha256"], a["seq"] + 1
         if expected_seq == 1:
             problems.append("audit log is empty (the store-created row is missing)")
         comps: dict[int, list[dict]] = {}
-        for c in con.execute("SELECT * FROM components ORDER BY measurement_id, position"):
-            comps.setdefault(c["measurement_id"], []).append(dict(c))
+        broken: set[int] = set()
+        for c, problem in self._checked_rows(con, "components", _C_TYPES, "measurement_id, position"):
+            if problem:
+                problems.append(f"components: {problem}")
+                mid = c.get("measurement_id") if c else None
+                if isinstance(mid, int):
+                    broken.add(mid)
+                continue
+            comps.setdefault(c["measurement_id"], []).append(c)
         seen = set()
-        for r in con.execute(f"SELECT {','.join(ROW_COLUMNS)}, row_sha256 FROM measurements ORDER BY id"):
-            d = dict(r)
+        for d, problem in self._checked_rows(con, "measurements", _M_TYPES, "id", (*ROW_COLUMNS, "row_sha256")):
+            if problem:
+                problems.append(f"measurements: {problem}")
+                if d and isinstance(d.get("id"), int):
+                    seen.add(d["id"])
+                continue
             seen.add(d["id"])
-            if row_hash(d, comps.get(d["id"], [])) != d["row_sha256"]:
+            if d["id"] in broken or row_hash(d, comps.get(d["id"], [])) != d["row_sha256"]:
                 problems.append(f"measurement {d['id']}: row or components altered (hash mismatch)")
             if d["id"] not in recorded:
                 problems.append(f"measurement {d['id']}: not in the audit log (inserted behind its back)")
@@ -480,11 +733,54 @@ class CaseStore:
             problems += self._verify_evidence(con)
         return problems
 
+    def _checked_rows(self, con, table: str, types: dict, order: str, columns: tuple[str, ...] | None = None):
+        """``(row, '')`` for each row of ``table`` fol could have written, else ``(partial row, problem)``.
+
+        Values are fetched as bytes with their storage class, so a text that is not UTF-8,
+        a blob or a number where text belongs, or a huge value is one problem naming the
+        row, not an exception that ends the check.
+        """
+        if columns is None:
+            columns = tuple(r[1] for r in con.execute(f"PRAGMA table_info({table})"))
+        key = order.split(",")[0].strip()
+        select = ", ".join(f"CASE WHEN length({c}) > {MAX_JSON if c in _JSON_COLUMNS else MAX_TEXT} THEN NULL "
+                           f"ELSE {c} END, typeof({c}), length({c})" for c in columns)  # huge values stay in the file
+        cur = con.cursor()
+        cur.row_factory = None
+        saved = con.text_factory
+        con.text_factory = bytes
+        try:
+            for raw in cur.execute(f"SELECT {select} FROM {table} ORDER BY {order}"):
+                row, problem = {}, ""
+                for i, col in enumerate(columns):
+                    value, kind, size = raw[3 * i: 3 * i + 3]
+                    kind = kind.decode("ascii")
+                    limit = MAX_JSON if col in _JSON_COLUMNS else MAX_TEXT
+                    if kind not in types.get(col, ("text",)):
+                        problem = problem or f"column {col} holds a {kind} value, not {types.get(col, ('text',))[0]}"
+                    elif kind == "text" and (size or 0) > limit:
+                        problem = problem or f"column {col} holds {size} characters (at most {limit})"
+                    elif kind == "text":
+                        try:
+                            value = value.decode("utf-8")
+                        except UnicodeDecodeError:
+                            problem = problem or f"column {col} holds text that is not UTF-8"
+                    row[col] = value if kind != "blob" else None
+                if problem:
+                    ident = row.get(key)
+                    yield row, f"row {ident if isinstance(ident, int) else '?'}: {problem}"
+                else:
+                    yield row, ""
+        finally:
+            con.text_factory = saved
+
     def _verify_evidence(self, con) -> list[str]:
         out = []
         named = {}
-        for r in con.execute("SELECT id, recording, recording_sha256 FROM measurements"):
-            named.setdefault(r["recording"], (r["id"], r["recording_sha256"]))
+        for r, problem in self._checked_rows(con, "measurements", _M_TYPES, "id", ("id", "recording",
+                                                                                  "recording_sha256")):
+            if not problem:  # a broken row is already reported
+                named.setdefault(r["recording"], (r["id"], r["recording_sha256"]))
         for rec, (mid, digest) in sorted(named.items()):
             path = self.evidence_dir / rec
             if not path.is_file():

@@ -291,7 +291,14 @@ def create_app(station, *, token: str | None = None) -> Starlette:
         Route("/login", login, methods=["GET", "POST"]),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(Headers, guard=guard)])
+    async def store_error(request: Request, exc: Exception):
+        # a row edited outside fol, a damaged or locked database: one line on an error page, not a server error
+        return error(request, str(exc), 500)
+
+    from fol.cases.store import StoreError
+
+    app = Starlette(routes=routes, middleware=[Middleware(Headers, guard=guard)],
+                    exception_handlers={StoreError: store_error})
     app.state.station = station
     return app
 

@@ -306,3 +306,19 @@ def test_a_bare_post_gets_a_page_not_a_server_error(client, station):
     assert r.status_code == 400 and "required case field(s) missing" in r.text
     assert client.get("/m/999").status_code == 404 and client.get("/job/nope").status_code == 404
     assert client.get("/history", params={"from": "yesterday"}).status_code == 400
+
+
+def test_a_row_edited_outside_fol_is_an_error_page_not_a_server_error(client, station, tmp_path):
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "c.sqlite")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(measurements)")]
+    values = {c: "''" for c in cols} | {"id": "7", "alarm": "0", "corrects": "NULL", "correction_reason": "NULL",
+                                         "case_no": "X'00ff'"}
+    con.execute(f"INSERT INTO measurements ({','.join(cols)}) VALUES ({','.join(values[c] for c in cols)})")
+    con.commit()
+    con.close()
+    for path in ("/m/7", "/history"):
+        r = client.get(path)
+        assert r.status_code in (400, 500) and "column case_no holds a blob value" in r.text, (path, r.text[:500])
+        assert "Traceback" not in r.text
