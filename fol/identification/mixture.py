@@ -93,6 +93,7 @@ from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 from scipy.special import fdtrc
 
+from fol.identification.nnls import gram_blocks, nnls_gram
 from fol.preprocess.steps import covered, in_ranges
 from fol.search.similarity import pearson
 from fol.search.topk import row_norm_max
@@ -128,6 +129,16 @@ REG_MIN_GAIN = 0.02
 #: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
 #: ranking is cut to ``candidates`` after dropping names already in the model)
 SCREEN_RANKED = 3
+
+
+@dataclass(frozen=True)
+class _Solve:
+    """A fit step's request to ``fit_many``: the NNLS problems of Gram systems ``G [m, p, p]``, ``c [m, p]``,
+    ``bb = b'b``; it is sent their solutions ``x [m, p]`` (``nnls_gram``)."""
+
+    G: np.ndarray
+    c: np.ndarray
+    bb: float
 
 
 @dataclass(frozen=True)
@@ -368,6 +379,8 @@ class MixtureModel:
         if self.policy.water and section.technique == "ftir":
             self.basis = np.hstack([self.basis, water_columns(self.grid)])
         self._ray_op = ray_operator(self.grid.size, self.policy.deriv_window, self.step)
+        self._response_basis = baseline_basis(self.grid, self.policy.response_segments) \
+            if self.policy.response_segments else None
         self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
         self._screening(self.default_mask)
 
@@ -566,11 +579,25 @@ class MixtureModel:
             advance(i, None)
         k = min(SCREEN_RANKED * self.policy.candidates, len(screen))
         while pending:
-            rows = list(pending)
-            ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
-                              max_norm=screen_norm)
-            for i, r in zip(rows, ranked):
-                advance(i, r)
+            solves = [i for i in pending if isinstance(pending[i], _Solve)]
+            # NNLS requests: one nnls_gram per system width (a problem's solution does not depend on
+            # the others in its stack, and equal widths keep every problem's arithmetic the same)
+            by_width: dict[int, list[int]] = {}
+            for i in solves:
+                by_width.setdefault(pending[i].G.shape[1], []).append(i)
+            for rows in by_width.values():
+                reqs = [pending.pop(i) for i in rows]
+                x, _ = nnls_gram(np.concatenate([r.G for r in reqs]), np.concatenate([r.c for r in reqs]),
+                                 np.concatenate([np.broadcast_to(r.bb, len(r.c)) for r in reqs]))
+                ends = np.cumsum([len(r.c) for r in reqs])
+                for i, xi in zip(rows, np.split(x, ends[:-1])):
+                    advance(i, xi)
+            rows = [i for i in pending if not isinstance(pending[i], _Solve)]
+            if rows:
+                ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
+                                  max_norm=screen_norm)
+                for i, r in zip(rows, ranked):
+                    advance(i, r)
         return fits  # type: ignore[return-value]
 
     def _fit_steps(self, y, mask, q, start):
@@ -580,7 +607,7 @@ class MixtureModel:
         pool = self._pool((yield yp), start, [])
         first, cols = yield from self._forward(yp, mask, q, pool, limit=1)
         y0, q0 = y, q
-        y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss = yield from self._select(
+        y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss, drops = yield from self._select(
             y0, mask, q0, first, first[0] if first else None, cols, yp, pool)
         if (self.policy.register and self.policy.reregister and len(chosen) >= 2
                 and self.section.technique in self.policy.register_techniques):
@@ -591,9 +618,9 @@ class MixtureModel:
                 template = (amp[:, None] * self.refs[chosen]).sum(axis=0)
                 # candidates: what the first pass chose, no new screening: the second pass decides which
                 # of them the better-registered mixture still needs (a misfit filler goes)
-                y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss = yield from self._select(
+                y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss, drops = yield from self._select(
                     y0, mask, q0, first, template, None, None, list(chosen), rescreen=False, start=reg)
-        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma)
+        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma, drops)
         fit.corrected = y
         fit.registration = reg
         fit.sigma = sigma if sigma > 0 else noise_level(y[mask])
@@ -605,7 +632,7 @@ class MixtureModel:
 
     def _select(self, y, mask, q, first, template, cols, yp, pool, rescreen: bool = True, start=None):
         """Registration on ``template`` (a library row or a spectrum), response, forward selection and
-        backward elimination: (y, q, yp, width, registration, sigma, rss0, chosen, cols, coef, rss)."""
+        backward elimination: (y, q, yp, width, registration, sigma, rss0, chosen, cols, coef, rss, drops)."""
         width, reg = 0.0, None
         if first and self.policy.register and self.section.technique in self.policy.register_techniques:
             y, width, reg = self.register(y, mask, q, template, start)
@@ -623,9 +650,9 @@ class MixtureModel:
         sigma = noise_level(y[mask]) if self.policy.min_chi2 > 0 else 0.0
         chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first],
                                                 width=width, sigma=sigma, rescreen=rescreen)
-        chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1],
+        chosen, cols, coef, rss, drops = yield from self._backward(yp, chosen, cols, q.shape[1],
                                                  sigma if self.policy.misfit_dof else 0.0)
-        return y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss
+        return y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss, drops
 
     def _pool(self, ranked, start, chosen) -> list[int]:
         """Candidates for the next step: ``start`` rows, then the best-screening entries, new names only.
@@ -675,16 +702,23 @@ class MixtureModel:
                 pool = [j for j in pool if self.section.names[j] not in taken]
             if not pool:
                 break
-            best = None
-            for j, block in zip(pool, self._blocks(pool, mask, q, width)):
-                a = np.concatenate([cols, block], axis=1)
-                x, r = nnls(a, yp)
-                if x[-4:].sum() > 0 and (best is None or r * r < best[1]):
-                    best = (j, r * r, a, yp - a @ x)
-            if best is None or not self._enough(rss, best[1], yp.size, sigma, total):
+            # every candidate's fit [cols | its four rays] ~ yp from normal equations (C'C once), solved
+            # by fit_many together with the other spectra's; residuals from the columns (no cancellation)
+            m, k = len(pool), cols.shape[1]
+            bm = self._block_matrix(pool, mask, q, width)
+            G, c, yy = gram_blocks(cols, bm.reshape(-1, m, 4).transpose(1, 0, 2), yp)
+            x = yield _Solve(G, c, yy)
+            fitted = cols @ x[:, :k].T + np.einsum("nmr,mr->nm", bm.reshape(-1, m, 4), x[:, k:])
+            r = yp[:, None] - fitted
+            rr = np.einsum("nm,nm->m", r, r)
+            ok = x[:, k:].sum(axis=1) > 0
+            if not ok.any():
                 break
-            chosen.append(best[0])
-            cols, rss, resid = best[2], best[1], best[3]
+            b = int(np.argmin(np.where(ok, rr, np.inf)))
+            if not self._enough(rss, float(rr[b]), yp.size, sigma, total):
+                break
+            chosen.append(pool[b])
+            cols, rss, resid = np.concatenate([cols, bm[:, 4 * b:4 * b + 4]], axis=1), float(rr[b]), r[:, b].copy()
         return chosen, cols
 
     def response(self, y, mask, q, fitted, row, width: float = 0.0) -> np.ndarray:
@@ -701,7 +735,7 @@ class MixtureModel:
         """
         amp = float(np.max(np.abs(fitted))) or 1.0
         shape = self._shape_on_grid(row, y, mask, q, fitted, width)
-        basis = baseline_basis(self.grid, self.policy.response_segments)
+        basis = self._response_basis
         cols = (shape[:, None] * basis)[mask]
         cols = cols - q @ (q.T @ cols)
         yp = y[mask] - q @ (q.T @ y[mask])
@@ -726,33 +760,44 @@ class MixtureModel:
         w = nnls(blocks, fitted)[0]
         return w @ rays
 
-    def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0
-                  ) -> tuple[list[int], np.ndarray, np.ndarray, float]:
+    def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0):
         """Drop, one at a time, the least significant component while its partial F-test fails.
 
         Each component is tested in the final model (drop it, refit, compare), so its
         test sees the residual of everything else that is present, not of the sample's
-        other components still unexplained.
+        other components still unexplained. A generator (as ``_forward``): the full model and
+        the models without each component are one request of Gram systems (``cols'cols`` with
+        the component's rows and columns zeroed), their residuals computed from the columns.
+        Returns (chosen, cols, coef, rss, rss of the final model without each component).
         """
         pol = self.policy
         chosen = list(chosen)
+        yy = float(yp @ yp)
         while True:
             if not chosen:
-                return [], cols, np.empty(0), float(yp @ yp)
-            coef, r = nnls(cols, yp)
-            rss = r * r
-            resid = yp - cols @ coef
-            p_total = n_baseline + PARAMS_PER_COMPONENT * len(chosen)
+                return [], cols, np.empty(0), yy, []
+            k = len(chosen)
+            G = np.repeat((cols.T @ cols)[None], k + 1, axis=0)
+            c = np.repeat((cols.T @ yp)[None], k + 1, axis=0)
+            for i in range(k):
+                G[i + 1, 4 * i:4 * i + 4, :] = 0.0
+                G[i + 1, :, 4 * i:4 * i + 4] = 0.0
+                c[i + 1, 4 * i:4 * i + 4] = 0.0
+            x = yield _Solve(G, c, yy)
+            r = yp[:, None] - cols @ x.T
+            rr = np.einsum("nm,nm->m", r, r)
+            coef, rss, resid = x[0], float(rr[0]), r[:, 0].copy()
+            drops = [yy] if k == 1 else [float(v) for v in rr[1:]]
+            p_total = n_baseline + PARAMS_PER_COMPONENT * k
             worst = None
-            for i in range(len(chosen)):
-                keep = np.r_[0:4 * i, 4 * i + 4:cols.shape[1]]
-                rss_without = nnls(cols[:, keep], yp)[1] ** 2 if keep.size else float(yp @ yp)
+            for i in range(k):
+                rss_without = drops[i]
                 p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, p_total, resid, sigma)
-                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma, float(yp @ yp))
+                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma, yy)
                 if weak and (worst is None or p > worst[1]):
                     worst = (i, p)
             if worst is None:
-                return chosen, cols, coef, rss
+                return chosen, cols, coef, rss, drops
             i = worst[0]
             del chosen[i]
             cols = np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1)
@@ -762,8 +807,22 @@ class MixtureModel:
         r = np.swapaxes(self.rays(rows, width)[:, :, mask], 1, 2)
         return r - q @ (np.swapaxes(q, 0, 1) @ r)
 
-    def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0) -> MixtureFit:
-        """Amplitudes, fractions and scores of the kept components, most abundant first."""
+    def _block_matrix(self, rows, mask, q, width: float = 0.0) -> np.ndarray:
+        """The columns of ``_blocks`` side by side, ``[n_mask, 4 len(rows)]`` (row ``j``'s in ``4j..4j+3``),
+        projected with two matrix products."""
+        s = self._broadened(self.refs[np.asarray(rows)], width)
+        m = (self._ray_op @ s.T).reshape(4, self.grid.size, len(s))
+        if not mask.all():
+            m = m[:, mask, :]
+        m = m.transpose(1, 2, 0).reshape(-1, 4 * len(s))
+        return m - q @ (q.T @ m)
+
+    def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0, drops=None) -> MixtureFit:
+        """Amplitudes, fractions and scores of the kept components, most abundant first.
+
+        ``drops``: the residual sums of squares of the model without each component, when known
+        (``_backward`` has them), else refitted.
+        """
         resid = yp - cols @ coef if chosen else yp
         if not chosen:
             return MixtureFit([], rss0, rss, resid)
@@ -774,7 +833,8 @@ class MixtureModel:
         comps = []
         for i, row in enumerate(chosen):
             own = resid + shapes[i]
-            rss_without = float(own @ own) if k == 1 else nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
+            rss_without = float(own @ own) if k == 1 else drops[i] if drops is not None else \
+                nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
             p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, n_baseline + PARAMS_PER_COMPONENT * k, resid,
                        sigma)
             comps.append(Component(row, float(amp[i]), float(amp[i] / total) if total > 0 else 0.0,
