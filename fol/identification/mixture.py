@@ -139,6 +139,8 @@ class _Solve:
     G: np.ndarray
     c: np.ndarray
     bb: float
+    #: a feasible start per problem (``nnls_gram``'s warm start), or None
+    x0: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -587,8 +589,9 @@ class MixtureModel:
                 by_width.setdefault(pending[i].G.shape[1], []).append(i)
             for rows in by_width.values():
                 reqs = [pending.pop(i) for i in rows]
+                x0 = np.concatenate([np.zeros_like(r.c) if r.x0 is None else r.x0 for r in reqs])
                 x, _ = nnls_gram(np.concatenate([r.G for r in reqs]), np.concatenate([r.c for r in reqs]),
-                                 np.concatenate([np.broadcast_to(r.bb, len(r.c)) for r in reqs]))
+                                 np.concatenate([np.broadcast_to(r.bb, len(r.c)) for r in reqs]), x0=x0)
                 ends = np.cumsum([len(r.c) for r in reqs])
                 for i, xi in zip(rows, np.split(x, ends[:-1])):
                     advance(i, xi)
@@ -694,6 +697,7 @@ class MixtureModel:
         cols = np.empty((yp.size, 0))
         rss, resid = float(yp @ yp), yp
         total = rss
+        coef = np.empty(0)
         while len(chosen) < (limit or pol.max_components) and rss > 0:
             if chosen and rescreen:
                 pool = self._pool((yield resid), [], chosen)
@@ -707,7 +711,7 @@ class MixtureModel:
             m, k = len(pool), cols.shape[1]
             bm = self._block_matrix(pool, mask, q, width)
             G, c, yy = gram_blocks(cols, bm.reshape(-1, m, 4).transpose(1, 0, 2), yp)
-            x = yield _Solve(G, c, yy)
+            x = yield _Solve(G, c, yy, np.broadcast_to(np.r_[coef, np.zeros(4)], c.shape))
             fitted = cols @ x[:, :k].T + np.einsum("nmr,mr->nm", bm.reshape(-1, m, 4), x[:, k:])
             r = yp[:, None] - fitted
             rr = np.einsum("nm,nm->m", r, r)
@@ -719,6 +723,7 @@ class MixtureModel:
                 break
             chosen.append(pool[b])
             cols, rss, resid = np.concatenate([cols, bm[:, 4 * b:4 * b + 4]], axis=1), float(rr[b]), r[:, b].copy()
+            coef = x[b]
         return chosen, cols
 
     def response(self, y, mask, q, fitted, row, width: float = 0.0) -> np.ndarray:
