@@ -129,6 +129,8 @@ REG_MIN_GAIN = 0.02
 #: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
 #: ranking is cut to ``candidates`` after dropping names already in the model)
 SCREEN_RANKED = 3
+#: library rows whose rays on a mask ``MixtureModel._block_matrix`` keeps (~30 kB each on a 900-point grid)
+RAY_CACHE_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,7 @@ class MixtureModel:
         self._response_basis = baseline_basis(self.grid, self.policy.response_segments) \
             if self.policy.response_segments else None
         self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._ray_cache: dict[tuple, np.ndarray] = {}
         self._screening(self.default_mask)
 
     def __len__(self) -> int:
@@ -814,12 +817,32 @@ class MixtureModel:
 
     def _block_matrix(self, rows, mask, q, width: float = 0.0) -> np.ndarray:
         """The columns of ``_blocks`` side by side, ``[n_mask, 4 len(rows)]`` (row ``j``'s in ``4j..4j+3``),
-        projected with two matrix products."""
-        s = self._broadened(self.refs[np.asarray(rows)], width)
-        m = (self._ray_op @ s.T).reshape(4, self.grid.size, len(s))
-        if not mask.all():
-            m = m[:, mask, :]
-        m = m.transpose(1, 2, 0).reshape(-1, 4 * len(s))
+        projected with two matrix products.
+
+        The rays of a row on a mask (before the projection) are kept in a bounded cache
+        (``RAY_CACHE_ROWS``, least recently used out): the candidates of successive steps and
+        of the spectra of a batch are mostly the same few look-alikes. The sparse product
+        computes every column on its own, so a cached row's rays are the ones computed afresh.
+        """
+        key = (mask.tobytes(), float(width))
+        cache = self._ray_cache
+        got = {}
+        for j in rows:
+            v = cache.pop((key, j), None)
+            if v is not None:
+                got[j] = cache[(key, j)] = v
+        new = [j for j in dict.fromkeys(rows) if j not in got]
+        if new:
+            s = self._broadened(self.refs[np.asarray(new)], width)
+            r = (self._ray_op @ s.T).reshape(4, self.grid.size, len(s))
+            if not mask.all():
+                r = r[:, mask, :]
+            r = r.transpose(2, 1, 0)  # [len(new), n_mask, 4]
+            for j, v in zip(new, r):
+                got[j] = cache[(key, j)] = np.ascontiguousarray(v)
+            while len(cache) > RAY_CACHE_ROWS:
+                cache.pop(next(iter(cache)), None)
+        m = np.concatenate([got[j] for j in rows], axis=1)
         return m - q @ (q.T @ m)
 
     def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0, drops=None) -> MixtureFit:
