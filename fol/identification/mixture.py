@@ -91,7 +91,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import nnls
 from scipy.special import fdtrc
 
-from fol.identification.nnls import gram_blocks, nnls_gram
+from fol.identification.nnls import gram_rows, nnls_gram
 from fol.preprocess.savgol import savgol_filter  # scipy.signal's, step for step, without its ~0.5 s of imports
 from fol.preprocess.steps import covered, in_ranges
 from fol.search.similarity import pearson
@@ -128,7 +128,7 @@ REG_MIN_GAIN = 0.02
 #: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
 #: ranking is cut to ``candidates`` after dropping names already in the model)
 SCREEN_RANKED = 3
-#: library rows whose rays on a mask ``MixtureModel._block_matrix`` keeps (~30 kB each on a 900-point grid)
+#: library rows whose rays on a mask ``MixtureModel._ray_rows`` keeps (~30 kB each on a 900-point grid)
 RAY_CACHE_ROWS = 1024
 
 
@@ -747,13 +747,12 @@ class MixtureModel:
                 break
             # every candidate's fit [cols | its four rays] ~ yp from normal equations (C'C once), solved
             # by fit_many together with the other spectra's; residuals from the columns (no cancellation)
-            m, k = len(pool), cols.shape[1]
-            bm = self._block_matrix(pool, mask, q, width)
-            G, c, yy = gram_blocks(cols, bm.reshape(-1, m, 4).transpose(1, 0, 2), yp)
+            k = cols.shape[1]
+            R, RR = self._ray_rows(pool, mask, q, width)
+            G, c, yy = gram_rows(cols, R, yp, RR)
             x = yield _Solve(G, c, yy, np.broadcast_to(np.r_[coef, np.zeros(4)], c.shape))
-            fitted = cols @ x[:, :k].T + np.einsum("nmr,mr->nm", bm.reshape(-1, m, 4), x[:, k:])
-            r = yp[:, None] - fitted
-            rr = np.einsum("nm,nm->m", r, r)
+            r = yp[None, :] - x[:, :k] @ cols.T - np.einsum("mrn,mr->mn", R, x[:, k:])
+            rr = np.einsum("mn,mn->m", r, r)
             ok = x[:, k:].sum(axis=1) > 0
             if not ok.any():
                 break
@@ -761,7 +760,7 @@ class MixtureModel:
             if not self._enough(rss, float(rr[b]), yp.size, sigma, total):
                 break
             chosen.append(pool[b])
-            cols, rss, resid = np.concatenate([cols, bm[:, 4 * b:4 * b + 4]], axis=1), float(rr[b]), r[:, b].copy()
+            cols, rss, resid = np.concatenate([cols, R[b].T], axis=1), float(rr[b]), r[b].copy()
             coef = x[b]
         return chosen, cols
 
@@ -851,35 +850,60 @@ class MixtureModel:
         r = np.swapaxes(self.rays(rows, width)[:, :, mask], 1, 2)
         return r - q @ (np.swapaxes(q, 0, 1) @ r)
 
-    def _block_matrix(self, rows, mask, q, width: float = 0.0) -> np.ndarray:
-        """The columns of ``_blocks`` side by side, ``[n_mask, 4 len(rows)]`` (row ``j``'s in ``4j..4j+3``),
-        projected with two matrix products.
+    def _ray_rows(self, rows, mask, q, width: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Baseline-projected rays of library rows as rows, ``[len(rows), 4, n_mask]`` (``_blocks``
+        transposed), and their Gram matrices ``[len(rows), 4, 4]``.
 
-        The rays of a row on a mask (before the projection) are kept in a bounded cache
-        (``RAY_CACHE_ROWS``, least recently used out): the candidates of successive steps and
-        of the spectra of a batch are mostly the same few look-alikes. The sparse product
-        computes every column on its own, so a cached row's rays are the ones computed afresh.
+        The candidates of successive steps and of the spectra of a batch are mostly the same
+        few look-alikes, so rows are kept in a bounded cache (``RAY_CACHE_ROWS``, least
+        recently used out): with the model's own projector of the mask (``_screening``; not
+        one extended per spectrum, as the FTIR dispersion column does) the projected rays and
+        their Gram matrix, else the rays on the mask. Every row is computed on its own (the
+        sparse product computes each column on its own, the projection is per row), so a row
+        from the cache is the one computed afresh, whatever else was in the batch.
         """
-        key = (mask.tobytes(), float(width))
-        cache = self._ray_cache
-        got = {}
-        for j in rows:
-            v = cache.pop((key, j), None)
-            if v is not None:
-                got[j] = cache[(key, j)] = v
-        new = [j for j in dict.fromkeys(rows) if j not in got]
+        mkey = mask.tobytes()
+        key = (mkey, float(width))
+        if q is self._screen.get(mkey, (None,))[0]:
+            have = self._cached(("p",) + key, rows)
+            new = [j for j in dict.fromkeys(rows) if j not in have]
+            if new:
+                for j, raw in zip(new, self._raw_rays(key, new, mask, width, keep=False)):
+                    p = raw - (raw @ q) @ q.T
+                    have[j] = self._store(("p",) + key, j, (p, p @ p.T))
+            return np.stack([have[j][0] for j in rows]), np.stack([have[j][1] for j in rows])
+        raw = self._raw_rays(key, rows, mask, width, keep=True)
+        p = np.stack([v - (v @ q) @ q.T for v in raw])
+        return p, p @ np.swapaxes(p, 1, 2)
+
+    def _raw_rays(self, key, rows, mask, width: float, keep: bool) -> list[np.ndarray]:
+        """The rays ``[4, n_mask]`` of each row on the mask (from the cache, or computed; kept if ``keep``)."""
+        have = self._cached(("r",) + key, rows)
+        new = [j for j in dict.fromkeys(rows) if j not in have]
         if new:
             s = self._broadened(self.refs[np.asarray(new)], width)
             r = (self._ray_op @ s.T).reshape(4, self.grid.size, len(s))
             if not mask.all():
                 r = r[:, mask, :]
-            r = r.transpose(2, 1, 0)  # [len(new), n_mask, 4]
-            for j, v in zip(new, r):
-                got[j] = cache[(key, j)] = np.ascontiguousarray(v)
-            while len(cache) > RAY_CACHE_ROWS:
-                cache.pop(next(iter(cache)), None)
-        m = np.concatenate([got[j] for j in rows], axis=1)
-        return m - q @ (q.T @ m)
+            for j, v in zip(new, np.ascontiguousarray(r.transpose(2, 0, 1))):
+                have[j] = self._store(("r",) + key, j, v) if keep else v
+        return [have[j] for j in rows]
+
+    def _cached(self, key, rows) -> dict:
+        """Rows of ``_ray_cache`` under ``key`` (each marked as just used)."""
+        cache, got = self._ray_cache, {}
+        for j in rows:
+            v = cache.pop((key, j), None)
+            if v is not None:
+                got[j] = cache[(key, j)] = v
+        return got
+
+    def _store(self, key, j, value):
+        cache = self._ray_cache
+        cache[(key, j)] = value
+        while len(cache) > RAY_CACHE_ROWS:
+            cache.pop(next(iter(cache)), None)
+        return value
 
     def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0, drops=None) -> MixtureFit:
         """Amplitudes, fractions and scores of the kept components, most abundant first.

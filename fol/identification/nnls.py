@@ -242,6 +242,31 @@ def gram_blocks(C: np.ndarray, blocks: np.ndarray, y: np.ndarray) -> tuple[np.nd
     return G, c, float(y @ y)
 
 
+def gram_rows(C: np.ndarray, R: np.ndarray, y: np.ndarray, RR: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+    """``gram_blocks`` with each problem's block given by its rows: ``R [m, r, n]`` (``blocks[j] = R[j].T``),
+    and optionally ``RR = R R' [m, r, r]`` when the caller keeps it (mixture analysis caches the
+    Gram matrices of library rows' rays). The products with ``C`` are one matrix product for all
+    problems. Returns ``(G [m, q+r, q+r], c [m, q+r], y'y)``.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    m, r, n = R.shape
+    q = C.shape[1]
+    flat = R.reshape(m * r, n)
+    G = np.empty((m, q + r, q + r))
+    G[:, :q, :q] = C.T @ C
+    CB = (flat @ C).reshape(m, r, q)
+    G[:, q:, :q] = CB
+    G[:, :q, q:] = np.swapaxes(CB, 1, 2)
+    G[:, q:, q:] = R @ np.swapaxes(R, 1, 2) if RR is None else RR
+    c = np.empty((m, q + r))
+    c[:, :q] = C.T @ y
+    c[:, q:] = (flat @ y).reshape(m, r)
+    return G, c, float(y @ y)
+
+
 def nnls_batch(A: np.ndarray, b: np.ndarray, *, maxiter: int | None = None,
                raise_on_failure: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``min ||A[i] x - b[i]||_2, x >= 0`` for every problem of a stack.

@@ -69,19 +69,27 @@ def test_baseline_basis_is_scipys_design_matrix_bit_for_bit(segments):
         bspline_design(np.array([0.0, 5.0]), np.array([1.0] * 4 + [2.0] * 4), 3)
 
 
-def test_block_matrix_rays_from_the_cache_are_the_ones_computed_afresh(peak_section):
+def test_ray_rows_from_the_cache_are_the_ones_computed_afresh_whatever_the_batch(peak_section):
+    """The projected rays of a row do not depend on the rows asked with it nor on the cache's state."""
     model = MixtureModel(peak_section)
     mask = model.default_mask.copy()
     mask[:7] = False
-    q = model._projector(mask)
+    own = model._screening(mask)[0]  # the model's projector of this mask: projected rays cached
+    other = np.linalg.qr(np.hstack([own, np.linspace(0, 1, own.shape[0])[:, None] ** 2]))[0]  # not cached
     rng = np.random.default_rng(3)
-    for width in (0.0, 4.0, 0.0):
-        for _ in range(4):
-            rows = [int(j) for j in rng.choice(len(model), 5, replace=False)]
-            s = model._broadened(model.refs[np.asarray(rows)], width)
-            m = (model._ray_op @ s.T).reshape(4, model.grid.size, len(s))[:, mask, :].transpose(1, 2, 0).reshape(-1, 20)
-            assert np.array_equal(model._block_matrix(rows, mask, q, width), m - q @ (q.T @ m))
-    assert model._ray_cache
+    for q in (own, other):
+        for width in (0.0, 4.0, 0.0):
+            for _ in range(4):
+                rows = [int(j) for j in rng.choice(len(model), 5, replace=False)]
+                R, RR = model._ray_rows(rows, mask, q, width)
+                for i, j in enumerate(rows):
+                    s = model._broadened(model.refs[[j]], width)
+                    raw = (model._ray_op @ s.T).reshape(4, model.grid.size)[:, mask]
+                    want = raw - (raw @ q) @ q.T
+                    assert np.array_equal(R[i], want) and np.array_equal(RR[i], want @ want.T)
+                np.testing.assert_allclose(np.swapaxes(R, 1, 2), model._blocks(rows, mask, q, width), rtol=0,
+                                           atol=1e-12 * np.abs(R).max())
+    assert any(k[0][0] == "p" for k in model._ray_cache) and any(k[0][0] == "r" for k in model._ray_cache)
 
 
 @pytest.mark.parametrize("which", ["peaks", "enfsi"])
