@@ -871,7 +871,9 @@ class MixtureModel:
                 for j, raw in zip(new, self._raw_rays(key, new, mask, width, keep=False)):
                     p = raw - (raw @ q) @ q.T
                     have[j] = self._store(("p",) + key, j, (p, p @ p.T))
-            return np.stack([have[j][0] for j in rows]), np.stack([have[j][1] for j in rows])
+            m = len(rows)  # one C-level copy each (np.stack's per-array Python costs ~3x as much here)
+            return (np.concatenate([have[j][0] for j in rows]).reshape(m, 4, -1),
+                    np.concatenate([have[j][1] for j in rows]).reshape(m, 4, 4))
         raw = self._raw_rays(key, rows, mask, width, keep=True)
         p = np.stack([v - (v @ q) @ q.T for v in raw])
         return p, p @ np.swapaxes(p, 1, 2)
