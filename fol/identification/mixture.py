@@ -37,8 +37,12 @@ Speed. ``fit_many`` runs the selection of a batch of spectra in lock step, so ev
 screening round is one matrix product for all spectra still selecting (the library
 is read once per round, not once per spectrum), ranked canonically by
 ``fol.search.topk.top_k`` so that a spectrum's fit never depends on what else was in its
-batch. The four rays of a reference are one sparse product with a precomputed band
-matrix (``ray_operator``), not four Savitzky-Golay calls per candidate.
+batch. Likewise every NNLS fit of the forward and backward steps is a request of the
+spectrum's generator (``_Solve``: Gram systems), and ``fit_many`` solves the requests of all
+spectra together (``fol.identification.nnls.nnls_gram``, one call per system width; residuals
+are then computed from the columns). The four rays of a reference are one sparse product
+with a precomputed band matrix (``ray_operator``), not four Savitzky-Golay calls per
+candidate, and recently used rows' projected rays are cached (``_ray_rows``).
 
 Smooth response: detector response and the gap between computed and measured band
 intensities scale bands smoothly along the axis, the same for all components. After

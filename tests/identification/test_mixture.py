@@ -8,8 +8,8 @@ from scipy.signal import savgol_filter
 
 from builders import lorentz
 from fol.io.library import load_library, make_section
-from fol.identification.mixture import (C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, baseline_basis, bspline_design,
-                                        f_test, savgol_matrix)
+from fol.identification.mixture import (C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, baseline_basis,
+                                        bspline_design, f_test, savgol_matrix)
 from fol.preprocess.recipe import default_recipe
 
 
