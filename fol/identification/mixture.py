@@ -37,8 +37,12 @@ Speed. ``fit_many`` runs the selection of a batch of spectra in lock step, so ev
 screening round is one matrix product for all spectra still selecting (the library
 is read once per round, not once per spectrum), ranked canonically by
 ``fol.search.topk.top_k`` so that a spectrum's fit never depends on what else was in its
-batch. The four rays of a reference are one sparse product with a precomputed band
-matrix (``ray_operator``), not four Savitzky-Golay calls per candidate.
+batch. Likewise every NNLS fit of the forward and backward steps is a request of the
+spectrum's generator (``_Solve``: Gram systems), and ``fit_many`` solves the requests of all
+spectra together (``fol.identification.nnls.nnls_gram``, one call per system width; residuals
+are then computed from the columns). The four rays of a reference are one sparse product
+with a precomputed band matrix (``ray_operator``), not four Savitzky-Golay calls per
+candidate, and recently used rows' projected rays are cached (``_ray_rows``).
 
 Smooth response: detector response and the gap between computed and measured band
 intensities scale bands smoothly along the axis, the same for all components. After
@@ -87,12 +91,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.interpolate import BSpline
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import nnls
-from scipy.signal import savgol_filter
 from scipy.special import fdtrc
 
+from fol.identification.nnls import gram_rows, nnls_gram
+from fol.preprocess.savgol import savgol_filter  # scipy.signal's, step for step, without its ~0.5 s of imports
 from fol.preprocess.steps import covered, in_ranges
 from fol.search.similarity import pearson
 from fol.search.topk import row_norm_max
@@ -128,6 +132,22 @@ REG_MIN_GAIN = 0.02
 #: entries ranked by the screening per step, as a multiple of ``MixturePolicy.candidates`` (the
 #: ranking is cut to ``candidates`` after dropping names already in the model)
 SCREEN_RANKED = 3
+#: library rows whose rays on a mask ``MixtureModel._ray_rows`` keeps (~30 kB each on a 900-point grid)
+RAY_CACHE_ROWS = 1024
+#: library rows per block when the model is set up (references scaled, screening matrix)
+SETUP_ROWS = 256
+
+
+@dataclass(frozen=True)
+class _Solve:
+    """A fit step's request to ``fit_many``: the NNLS problems of Gram systems ``G [m, p, p]``, ``c [m, p]``,
+    ``bb = b'b``; it is sent their solutions ``x [m, p]`` (``nnls_gram``)."""
+
+    G: np.ndarray
+    c: np.ndarray
+    bb: float
+    #: a feasible start per problem (``nnls_gram``'s warm start), or None
+    x0: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -225,10 +245,46 @@ class MixtureFit:
 
 
 def baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
-    """Cubic B-spline design matrix ``[n, segments + 3]`` with equally spaced knots over the grid."""
+    """Cubic B-spline design matrix ``[n, segments + 3]`` with equally spaced knots over the grid.
+
+    ``scipy.interpolate.BSpline.design_matrix(grid, t, 3).toarray()``, bit for bit
+    (``bspline_design``; ``scipy.interpolate`` costs ~0.3 s to import in every worker).
+    """
     inner = np.linspace(grid[0], grid[-1], segments + 1)
     t = np.concatenate([[grid[0]] * 3, inner, [grid[-1]] * 3])
-    return BSpline.design_matrix(grid, t, 3).toarray()
+    return bspline_design(np.asarray(grid, dtype=np.float64), t, 3)
+
+
+def bspline_design(x: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Dense B-spline design matrix ``[len(x), len(t) - k - 1]`` for ``x`` within the base interval.
+
+    The Cox-de Boor recursion of scipy's ``_bspl.evaluate_all_bspl`` (the same operations in
+    the same order, vectorised over ``x``): the ``k + 1`` non-zero basis functions at each
+    point, placed at columns ``ell - k .. ell`` with ``t[ell] <= x < t[ell + 1]`` (the last
+    non-empty interval for the right end).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    nb = t.size - k - 1
+    if np.any(x < t[k]) or np.any(x > t[nb]):
+        raise ValueError("bspline_design: points outside the base interval")
+    ell = np.clip(np.searchsorted(t, x, side="right") - 1, k, nb - 1)
+    h = np.zeros((x.size, k + 1))
+    h[:, 0] = 1.0
+    for j in range(1, k + 1):
+        hh = h[:, :j].copy()
+        h[:, 0] = 0.0
+        for n in range(1, j + 1):
+            xb = t[ell + n]
+            xa = t[ell + n - j]
+            same = xb == xa
+            w = np.divide(hh[:, n - 1], xb - xa, out=np.zeros(x.size), where=~same)
+            h[:, n - 1] = np.where(same, h[:, n - 1], h[:, n - 1] + w * (xb - x))
+            h[:, n] = np.where(same, 0.0, w * (x - xa))
+    out = np.zeros((x.size, nb))
+    cols = ell[:, None] - k + np.arange(k + 1)[None, :]
+    np.put_along_axis(out, cols, h, axis=1)
+    return out
 
 
 #: liquid water (Bertie & Lan 1996, Appl. Spectrosc. 50:1047): O-H stretch ~3400 cm-1 (FWHM ~400) and
@@ -258,8 +314,9 @@ def savgol_matrix(n: int, window: int, polyorder: int, deriv: int, delta: float)
     """
     short = 2 * window + 1
     if n <= short:
-        return sparse.csr_array(savgol_filter(np.eye(n), window, polyorder, deriv=deriv, delta=delta, axis=1).T)
-    m = savgol_filter(np.eye(short), window, polyorder, deriv=deriv, delta=delta, axis=1).T
+        return sparse.csr_array(savgol_filter(np.eye(n), window, polyorder, deriv=deriv, delta=delta, axis=1,
+                                              mode="interp").T)
+    m = savgol_filter(np.eye(short), window, polyorder, deriv=deriv, delta=delta, axis=1, mode="interp").T
     h = window // 2
     rows, cols, vals = [], [], []
     edge_r, edge_c = np.meshgrid(np.arange(h), np.arange(window), indexing="ij")
@@ -361,14 +418,20 @@ class MixtureModel:
         self.recipe = section.recipe
         self.step = float(np.median(np.diff(self.grid)))
         self.default_mask = ~in_ranges(self.grid, self.recipe.excluded_ranges())
-        raw = np.asarray(section.raw, dtype=np.float64)
-        peak = np.max(np.where(self.default_mask, raw, -np.inf), axis=1, keepdims=True)
-        self.refs = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)
+        raw = np.asarray(section.raw)
+        self.refs = np.empty(raw.shape)
+        for a in range(0, raw.shape[0], SETUP_ROWS):  # in blocks of rows: no library-sized temporaries
+            r = np.asarray(raw[a:a + SETUP_ROWS], dtype=np.float64)
+            peak = np.max(np.where(self.default_mask, r, -np.inf), axis=1, keepdims=True)
+            self.refs[a:a + SETUP_ROWS] = np.divide(r, peak, out=np.zeros_like(r), where=peak > 0)
         self.basis = baseline_basis(self.grid, self.policy.baseline_segments)
         if self.policy.water and section.technique == "ftir":
             self.basis = np.hstack([self.basis, water_columns(self.grid)])
         self._ray_op = ray_operator(self.grid.size, self.policy.deriv_window, self.step)
+        self._response_basis = baseline_basis(self.grid, self.policy.response_segments) \
+            if self.policy.response_segments else None
         self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._ray_cache: dict[tuple, np.ndarray] = {}
         self._screening(self.default_mask)
 
     def __len__(self) -> int:
@@ -387,15 +450,17 @@ class MixtureModel:
         key = mask.tobytes()
         if key not in self._screen:
             q = self._projector(mask)
-            lib = self.refs[:, mask]
-            lib = lib - (lib @ q) @ q.T
-            norm = np.linalg.norm(lib, axis=1, keepdims=True)
-            lib = np.divide(lib, norm, out=np.zeros_like(lib), where=norm > 0)
+            out = np.empty((len(self.refs), int(mask.sum())), dtype=np.float32)
+            # in blocks of rows (3x faster than whole-library temporaries; every row's arithmetic is the same)
+            for a in range(0, len(self.refs), SETUP_ROWS):
+                lib = self.refs[a:a + SETUP_ROWS] if mask.all() else self.refs[a:a + SETUP_ROWS, mask]
+                lib = lib - (lib @ q) @ q.T
+                norm = np.linalg.norm(lib, axis=1, keepdims=True)
+                out[a:a + SETUP_ROWS] = np.divide(lib, norm, out=np.zeros_like(lib), where=norm > 0)
             if len(self._screen) > 8:
                 old = next(iter(k for k in self._screen if k != self.default_mask.tobytes()))
                 del self._screen[old]
-            lib = np.ascontiguousarray(lib, dtype=np.float32)
-            self._screen[key] = (q, lib, row_norm_max(lib))
+            self._screen[key] = (q, out, row_norm_max(out))
         return self._screen[key]
 
     def rays(self, rows, width: float = 0.0) -> np.ndarray:
@@ -566,11 +631,26 @@ class MixtureModel:
             advance(i, None)
         k = min(SCREEN_RANKED * self.policy.candidates, len(screen))
         while pending:
-            rows = list(pending)
-            ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
-                              max_norm=screen_norm)
-            for i, r in zip(rows, ranked):
-                advance(i, r)
+            solves = [i for i in pending if isinstance(pending[i], _Solve)]
+            # NNLS requests: one nnls_gram per system width (a problem's solution does not depend on
+            # the others in its stack, and equal widths keep every problem's arithmetic the same)
+            by_width: dict[int, list[int]] = {}
+            for i in solves:
+                by_width.setdefault(pending[i].G.shape[1], []).append(i)
+            for rows in by_width.values():
+                reqs = [pending.pop(i) for i in rows]
+                x0 = np.concatenate([np.zeros_like(r.c) if r.x0 is None else r.x0 for r in reqs])
+                x, _ = nnls_gram(np.concatenate([r.G for r in reqs]), np.concatenate([r.c for r in reqs]),
+                                 np.concatenate([np.broadcast_to(r.bb, len(r.c)) for r in reqs]), x0=x0)
+                ends = np.cumsum([len(r.c) for r in reqs])
+                for i, xi in zip(rows, np.split(x, ends[:-1])):
+                    advance(i, xi)
+            rows = [i for i in pending if not isinstance(pending[i], _Solve)]
+            if rows:
+                ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
+                                  max_norm=screen_norm)
+                for i, r in zip(rows, ranked):
+                    advance(i, r)
         return fits  # type: ignore[return-value]
 
     def _fit_steps(self, y, mask, q, start):
@@ -580,7 +660,7 @@ class MixtureModel:
         pool = self._pool((yield yp), start, [])
         first, cols = yield from self._forward(yp, mask, q, pool, limit=1)
         y0, q0 = y, q
-        y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss = yield from self._select(
+        y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss, drops = yield from self._select(
             y0, mask, q0, first, first[0] if first else None, cols, yp, pool)
         if (self.policy.register and self.policy.reregister and len(chosen) >= 2
                 and self.section.technique in self.policy.register_techniques):
@@ -591,9 +671,9 @@ class MixtureModel:
                 template = (amp[:, None] * self.refs[chosen]).sum(axis=0)
                 # candidates: what the first pass chose, no new screening: the second pass decides which
                 # of them the better-registered mixture still needs (a misfit filler goes)
-                y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss = yield from self._select(
+                y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss, drops = yield from self._select(
                     y0, mask, q0, first, template, None, None, list(chosen), rescreen=False, start=reg)
-        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma)
+        fit = self._components(chosen, cols, coef, yp, rss0, rss, q.shape[1], sigma, drops)
         fit.corrected = y
         fit.registration = reg
         fit.sigma = sigma if sigma > 0 else noise_level(y[mask])
@@ -605,7 +685,7 @@ class MixtureModel:
 
     def _select(self, y, mask, q, first, template, cols, yp, pool, rescreen: bool = True, start=None):
         """Registration on ``template`` (a library row or a spectrum), response, forward selection and
-        backward elimination: (y, q, yp, width, registration, sigma, rss0, chosen, cols, coef, rss)."""
+        backward elimination: (y, q, yp, width, registration, sigma, rss0, chosen, cols, coef, rss, drops)."""
         width, reg = 0.0, None
         if first and self.policy.register and self.section.technique in self.policy.register_techniques:
             y, width, reg = self.register(y, mask, q, template, start)
@@ -623,9 +703,9 @@ class MixtureModel:
         sigma = noise_level(y[mask]) if self.policy.min_chi2 > 0 else 0.0
         chosen, cols = yield from self._forward(yp, mask, q, first + [j for j in pool if j not in first],
                                                 width=width, sigma=sigma, rescreen=rescreen)
-        chosen, cols, coef, rss = self._backward(yp, chosen, cols, q.shape[1],
+        chosen, cols, coef, rss, drops = yield from self._backward(yp, chosen, cols, q.shape[1],
                                                  sigma if self.policy.misfit_dof else 0.0)
-        return y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss
+        return y, q, yp, width, reg, sigma, rss0, chosen, cols, coef, rss, drops
 
     def _pool(self, ranked, start, chosen) -> list[int]:
         """Candidates for the next step: ``start`` rows, then the best-screening entries, new names only.
@@ -667,6 +747,7 @@ class MixtureModel:
         cols = np.empty((yp.size, 0))
         rss, resid = float(yp @ yp), yp
         total = rss
+        coef = np.empty(0)
         while len(chosen) < (limit or pol.max_components) and rss > 0:
             if chosen and rescreen:
                 pool = self._pool((yield resid), [], chosen)
@@ -675,16 +756,23 @@ class MixtureModel:
                 pool = [j for j in pool if self.section.names[j] not in taken]
             if not pool:
                 break
-            best = None
-            for j, block in zip(pool, self._blocks(pool, mask, q, width)):
-                a = np.concatenate([cols, block], axis=1)
-                x, r = nnls(a, yp)
-                if x[-4:].sum() > 0 and (best is None or r * r < best[1]):
-                    best = (j, r * r, a, yp - a @ x)
-            if best is None or not self._enough(rss, best[1], yp.size, sigma, total):
+            # every candidate's fit [cols | its four rays] ~ yp from normal equations (C'C once), solved
+            # by fit_many together with the other spectra's; residuals from the columns (no cancellation)
+            k = cols.shape[1]
+            R, RR = self._ray_rows(pool, mask, q, width)
+            G, c, yy = gram_rows(cols, R, yp, RR)
+            x = yield _Solve(G, c, yy, np.broadcast_to(np.r_[coef, np.zeros(4)], c.shape))
+            r = yp[None, :] - x[:, :k] @ cols.T - np.einsum("mrn,mr->mn", R, x[:, k:])
+            rr = np.einsum("mn,mn->m", r, r)
+            ok = x[:, k:].sum(axis=1) > 0
+            if not ok.any():
                 break
-            chosen.append(best[0])
-            cols, rss, resid = best[2], best[1], best[3]
+            b = int(np.argmin(np.where(ok, rr, np.inf)))
+            if not self._enough(rss, float(rr[b]), yp.size, sigma, total):
+                break
+            chosen.append(pool[b])
+            cols, rss, resid = np.concatenate([cols, R[b].T], axis=1), float(rr[b]), r[b].copy()
+            coef = x[b]
         return chosen, cols
 
     def response(self, y, mask, q, fitted, row, width: float = 0.0) -> np.ndarray:
@@ -701,7 +789,7 @@ class MixtureModel:
         """
         amp = float(np.max(np.abs(fitted))) or 1.0
         shape = self._shape_on_grid(row, y, mask, q, fitted, width)
-        basis = baseline_basis(self.grid, self.policy.response_segments)
+        basis = self._response_basis
         cols = (shape[:, None] * basis)[mask]
         cols = cols - q @ (q.T @ cols)
         yp = y[mask] - q @ (q.T @ y[mask])
@@ -726,33 +814,44 @@ class MixtureModel:
         w = nnls(blocks, fitted)[0]
         return w @ rays
 
-    def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0
-                  ) -> tuple[list[int], np.ndarray, np.ndarray, float]:
+    def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0):
         """Drop, one at a time, the least significant component while its partial F-test fails.
 
         Each component is tested in the final model (drop it, refit, compare), so its
         test sees the residual of everything else that is present, not of the sample's
-        other components still unexplained.
+        other components still unexplained. A generator (as ``_forward``): the full model and
+        the models without each component are one request of Gram systems (``cols'cols`` with
+        the component's rows and columns zeroed), their residuals computed from the columns.
+        Returns (chosen, cols, coef, rss, rss of the final model without each component).
         """
         pol = self.policy
         chosen = list(chosen)
+        yy = float(yp @ yp)
         while True:
             if not chosen:
-                return [], cols, np.empty(0), float(yp @ yp)
-            coef, r = nnls(cols, yp)
-            rss = r * r
-            resid = yp - cols @ coef
-            p_total = n_baseline + PARAMS_PER_COMPONENT * len(chosen)
+                return [], cols, np.empty(0), yy, []
+            k = len(chosen)
+            G = np.repeat((cols.T @ cols)[None], k + 1, axis=0)
+            c = np.repeat((cols.T @ yp)[None], k + 1, axis=0)
+            for i in range(k):
+                G[i + 1, 4 * i:4 * i + 4, :] = 0.0
+                G[i + 1, :, 4 * i:4 * i + 4] = 0.0
+                c[i + 1, 4 * i:4 * i + 4] = 0.0
+            x = yield _Solve(G, c, yy)
+            r = yp[:, None] - cols @ x.T
+            rr = np.einsum("nm,nm->m", r, r)
+            coef, rss, resid = x[0], float(rr[0]), r[:, 0].copy()
+            drops = [yy] if k == 1 else [float(v) for v in rr[1:]]
+            p_total = n_baseline + PARAMS_PER_COMPONENT * k
             worst = None
-            for i in range(len(chosen)):
-                keep = np.r_[0:4 * i, 4 * i + 4:cols.shape[1]]
-                rss_without = nnls(cols[:, keep], yp)[1] ** 2 if keep.size else float(yp @ yp)
+            for i in range(k):
+                rss_without = drops[i]
                 p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, p_total, resid, sigma)
-                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma, float(yp @ yp))
+                weak = p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma, yy)
                 if weak and (worst is None or p > worst[1]):
                     worst = (i, p)
             if worst is None:
-                return chosen, cols, coef, rss
+                return chosen, cols, coef, rss, drops
             i = worst[0]
             del chosen[i]
             cols = np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1)
@@ -762,8 +861,69 @@ class MixtureModel:
         r = np.swapaxes(self.rays(rows, width)[:, :, mask], 1, 2)
         return r - q @ (np.swapaxes(q, 0, 1) @ r)
 
-    def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0) -> MixtureFit:
-        """Amplitudes, fractions and scores of the kept components, most abundant first."""
+    def _ray_rows(self, rows, mask, q, width: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Baseline-projected rays of library rows as rows, ``[len(rows), 4, n_mask]`` (``_blocks``
+        transposed), and their Gram matrices ``[len(rows), 4, 4]``.
+
+        The candidates of successive steps and of the spectra of a batch are mostly the same
+        few look-alikes, so rows are kept in a bounded cache (``RAY_CACHE_ROWS``, least
+        recently used out): with the model's own projector of the mask (``_screening``; not
+        one extended per spectrum, as the FTIR dispersion column does) the projected rays and
+        their Gram matrix, else the rays on the mask. Every row is computed on its own (the
+        sparse product computes each column on its own, the projection is per row), so a row
+        from the cache is the one computed afresh, whatever else was in the batch.
+        """
+        mkey = mask.tobytes()
+        key = (mkey, float(width))
+        if q is self._screen.get(mkey, (None,))[0]:
+            have = self._cached(("p",) + key, rows)
+            new = [j for j in dict.fromkeys(rows) if j not in have]
+            if new:
+                for j, raw in zip(new, self._raw_rays(key, new, mask, width, keep=False)):
+                    p = raw - (raw @ q) @ q.T
+                    have[j] = self._store(("p",) + key, j, (p, p @ p.T))
+            m = len(rows)  # one C-level copy each (np.stack's per-array Python costs ~3x as much here)
+            return (np.concatenate([have[j][0] for j in rows]).reshape(m, 4, -1),
+                    np.concatenate([have[j][1] for j in rows]).reshape(m, 4, 4))
+        raw = self._raw_rays(key, rows, mask, width, keep=True)
+        p = np.stack([v - (v @ q) @ q.T for v in raw])
+        return p, p @ np.swapaxes(p, 1, 2)
+
+    def _raw_rays(self, key, rows, mask, width: float, keep: bool) -> list[np.ndarray]:
+        """The rays ``[4, n_mask]`` of each row on the mask (from the cache, or computed; kept if ``keep``)."""
+        have = self._cached(("r",) + key, rows)
+        new = [j for j in dict.fromkeys(rows) if j not in have]
+        if new:
+            s = self._broadened(self.refs[np.asarray(new)], width)
+            r = (self._ray_op @ s.T).reshape(4, self.grid.size, len(s))
+            if not mask.all():
+                r = r[:, mask, :]
+            for j, v in zip(new, np.ascontiguousarray(r.transpose(2, 0, 1))):
+                have[j] = self._store(("r",) + key, j, v) if keep else v
+        return [have[j] for j in rows]
+
+    def _cached(self, key, rows) -> dict:
+        """Rows of ``_ray_cache`` under ``key`` (each marked as just used)."""
+        cache, got = self._ray_cache, {}
+        for j in rows:
+            v = cache.pop((key, j), None)
+            if v is not None:
+                got[j] = cache[(key, j)] = v
+        return got
+
+    def _store(self, key, j, value):
+        cache = self._ray_cache
+        cache[(key, j)] = value
+        while len(cache) > RAY_CACHE_ROWS:
+            cache.pop(next(iter(cache)), None)
+        return value
+
+    def _components(self, chosen, cols, coef, yp, rss0, rss, n_baseline, sigma: float = 0.0, drops=None) -> MixtureFit:
+        """Amplitudes, fractions and scores of the kept components, most abundant first.
+
+        ``drops``: the residual sums of squares of the model without each component, when known
+        (``_backward`` has them), else refitted.
+        """
         resid = yp - cols @ coef if chosen else yp
         if not chosen:
             return MixtureFit([], rss0, rss, resid)
@@ -774,7 +934,8 @@ class MixtureModel:
         comps = []
         for i, row in enumerate(chosen):
             own = resid + shapes[i]
-            rss_without = float(own @ own) if k == 1 else nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
+            rss_without = float(own @ own) if k == 1 else drops[i] if drops is not None else \
+                nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
             p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, n_baseline + PARAMS_PER_COMPONENT * k, resid,
                        sigma)
             comps.append(Component(row, float(amp[i]), float(amp[i] / total) if total > 0 else 0.0,

@@ -52,7 +52,8 @@ def _passive_solve(G: np.ndarray, rhs: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 
 def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | None = None,
-                   maxiter: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   maxiter: int | None = None, x0: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lawson-Hanson on the normal equations: ``min x'Gx - 2c'x, x >= 0`` per problem.
 
     ``G [m, p, p]`` (symmetric positive semi-definite) with a unit (or zero) diagonal,
@@ -60,6 +61,9 @@ def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | No
     ``tol``: gradient entries at or below it count as zero (per problem or one value).
     Returns ``(x [m, p], iterations [m], converged [m])``; a problem that needs more than
     ``maxiter`` (default ``3 p``) interpolation steps stops there, not converged.
+    ``x0``: a feasible start (``x0 >= 0``), e.g. the solution of a problem with fewer columns: its
+    positive entries are the first passive set, whose system is solved first (then the usual
+    interpolation back into the feasible region); the active-set loop then goes on from there.
     """
     G = np.asarray(G, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
@@ -71,6 +75,10 @@ def _lawson_hanson(G: np.ndarray, c: np.ndarray, *, tol: np.ndarray | float | No
     P = np.zeros((m, p), dtype=bool)
     banned = np.zeros((m, p), dtype=bool)
     adding = np.ones(m, dtype=bool)  # True: next step adds a column; False: the passive system must be solved
+    if x0 is not None:
+        x = np.where(live, np.maximum(np.asarray(x0, dtype=np.float64), 0.0), 0.0)
+        P = x > 0
+        adding = ~P.any(axis=1)
     done = np.zeros(m, dtype=bool)
     converged = np.ones(m, dtype=bool)
     just_added = np.full(m, -1)
@@ -168,7 +176,7 @@ def _scaled(G: np.ndarray, c: np.ndarray):
 
 
 def nnls_gram(G: np.ndarray, c: np.ndarray, bb: np.ndarray | float | None = None, *, maxiter: int | None = None,
-              raise_on_failure: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+              raise_on_failure: bool = True, x0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """NNLS from the normal equations of each problem: ``G = A'A [m, p, p]``, ``c = A'b [m, p]``.
 
     For callers that have the Gram matrices cheaper than the columns: fits that share
@@ -177,6 +185,8 @@ def nnls_gram(G: np.ndarray, c: np.ndarray, bb: np.ndarray | float | None = None
     gets 0). With ``bb = b'b`` (per problem or one value) the residual sums of squares
     ``bb - 2 c'x + x'Gx`` are returned too (accurate to ~1e-12 of ``bb``; ``nnls_batch``
     computes them from ``A`` instead), else None. Returns ``(x [m, p], rss [m] | None)``.
+    ``x0 [m, p]``: a feasible start per problem (warm start: the solution of the same problem
+    with fewer columns, zero for the new ones, saves most of the active-set rounds).
     """
     G = np.asarray(G, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
@@ -194,7 +204,8 @@ def nnls_gram(G: np.ndarray, c: np.ndarray, bb: np.ndarray | float | None = None
         scale = np.sqrt(np.maximum(bb, 0.0))
     else:
         scale = np.abs(cs).max(axis=1)
-    z, _, converged = _lawson_hanson(Gs, cs, tol=10.0 * p * np.finfo(np.float64).eps * scale, maxiter=maxiter)
+    z0 = None if x0 is None else np.asarray(x0, dtype=np.float64) * d
+    z, _, converged = _lawson_hanson(Gs, cs, tol=10.0 * p * np.finfo(np.float64).eps * scale, maxiter=maxiter, x0=z0)
     if raise_on_failure and not converged.all():
         raise RuntimeError(f"nnls_gram: {int((~converged).sum())} of {m} problems did not converge "
                            f"in {3 * p if maxiter is None else maxiter} iterations")
@@ -228,6 +239,31 @@ def gram_blocks(C: np.ndarray, blocks: np.ndarray, y: np.ndarray) -> tuple[np.nd
     c = np.empty((m, q + r))
     c[:, :q] = C.T @ y
     c[:, q:] = (Bt @ y[:, None])[:, :, 0]
+    return G, c, float(y @ y)
+
+
+def gram_rows(C: np.ndarray, R: np.ndarray, y: np.ndarray, RR: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+    """``gram_blocks`` with each problem's block given by its rows: ``R [m, r, n]`` (``blocks[j] = R[j].T``),
+    and optionally ``RR = R R' [m, r, r]`` when the caller keeps it (mixture analysis caches the
+    Gram matrices of library rows' rays). The products with ``C`` are one matrix product for all
+    problems. Returns ``(G [m, q+r, q+r], c [m, q+r], y'y)``.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    m, r, n = R.shape
+    q = C.shape[1]
+    flat = R.reshape(m * r, n)
+    G = np.empty((m, q + r, q + r))
+    G[:, :q, :q] = C.T @ C
+    CB = (flat @ C).reshape(m, r, q)
+    G[:, q:, :q] = CB
+    G[:, :q, q:] = np.swapaxes(CB, 1, 2)
+    G[:, q:, q:] = R @ np.swapaxes(R, 1, 2) if RR is None else RR
+    c = np.empty((m, q + r))
+    c[:, :q] = C.T @ y
+    c[:, q:] = (flat @ y).reshape(m, r)
     return G, c, float(y @ y)
 
 

@@ -11,7 +11,7 @@ import pytest
 from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 
-from fol.identification.nnls import _lawson_hanson, gram_blocks, nnls_batch, nnls_gram
+from fol.identification.nnls import _lawson_hanson, gram_blocks, gram_rows, nnls_batch, nnls_gram
 
 X_TOL = 1e-9
 R_TOL = 1e-9
@@ -170,6 +170,36 @@ def test_gram_form_with_shared_columns_matches_scipy():
     np.testing.assert_allclose(x, xs, rtol=0, atol=X_TOL * np.abs(xs).max())
     np.testing.assert_allclose(np.sqrt(rss), rs, rtol=1e-9)
     assert nnls_gram(G, c)[1] is None
+
+
+def test_gram_rows_is_gram_blocks_transposed_and_takes_the_blocks_gram():
+    rng = np.random.default_rng(17)
+    n = 400
+    C = rng.standard_normal((n, 8))
+    blocks = rng.standard_normal((5, n, 4))
+    y = rng.standard_normal(n)
+    want = gram_blocks(C, blocks, y)
+    R = np.ascontiguousarray(np.swapaxes(blocks, 1, 2))
+    for RR in (None, R @ np.swapaxes(R, 1, 2)):
+        G, c, yy = gram_rows(C, R, y, RR)
+        np.testing.assert_allclose(G, want[0], rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(c, want[1], rtol=1e-12, atol=1e-10)
+        assert yy == want[2]
+
+
+def test_warm_start_gives_the_cold_solution():
+    """x0: the solution of the problem without the last block (mixture's forward step) or any feasible point."""
+    rng = np.random.default_rng(18)
+    n = 600
+    C = np.abs(rng.standard_normal((n, 8)))
+    blocks = np.abs(rng.standard_normal((6, n, 4)))
+    y = C @ rng.random(8) + blocks[2] @ rng.random(4) + 0.1 * rng.standard_normal(n)
+    G, c, yy = gram_blocks(C, blocks, y)
+    cold, _ = nnls_gram(G, c, yy)
+    first = nnls(C, y)[0]
+    for x0 in (np.broadcast_to(np.r_[first, np.zeros(4)], c.shape), rng.random(c.shape), np.zeros(c.shape)):
+        warm, _ = nnls_gram(G, c, yy, x0=x0)
+        np.testing.assert_allclose(warm, cold, rtol=0, atol=X_TOL * np.abs(cold).max())
 
 
 def test_gram_form_drops_columns_by_zeroing_them():

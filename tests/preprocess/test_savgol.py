@@ -19,21 +19,37 @@ def test_coefficients_are_scipys(window, polyorder, deriv, delta):
                           scipy_coeffs(window, polyorder, deriv=deriv, delta=delta))
 
 
-@pytest.mark.parametrize("mode", ["mirror", "nearest", "constant", "wrap"])
+@pytest.mark.parametrize("mode", ["mirror", "nearest", "constant", "wrap", "interp"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
 @pytest.mark.parametrize("window,polyorder,deriv", [(7, 3, 0), (11, 3, 0), (7, 3, 1), (7, 3, 2), (11, 3, 2)])
 def test_filter_is_scipys_bit_for_bit(mode, dtype, window, polyorder, deriv):
     rng = np.random.default_rng(window * 10 + deriv)
     y = (rng.standard_normal((4, 901)).cumsum(axis=1) * 100).astype(dtype)
-    for axis in (1, 0, -1):
+    for axis in (1, -1) if mode == "interp" else (1, 0, -1):  # interp needs window <= the 4 rows of axis 0
         got = savgol_filter(y, window, polyorder, deriv=deriv, delta=1.9, axis=axis, mode=mode)
         want = scipy_filter(y, window, polyorder, deriv=deriv, delta=1.9, axis=axis, mode=mode)
         assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
-def test_interp_mode_is_left_to_scipy():
-    with pytest.raises(ValueError, match="interp"):
-        savgol_filter(np.zeros(20), 5, 2, mode="interp")
+@pytest.mark.parametrize("n,window,polyorder,deriv", [(7, 7, 3, 0), (15, 7, 3, 1), (15, 7, 3, 2), (12, 5, 3, 0),
+                                                      (23, 11, 3, 2), (9, 5, 2, 3), (9, 5, 4, 4)])
+def test_interp_mode_is_scipys_on_short_signals_and_identities(n, window, polyorder, deriv):
+    """The ends refitted as scipy does: on short random rows and on the identity (mixture's savgol_matrix)."""
+    rng = np.random.default_rng(n + window)
+    for y, axes in ((rng.standard_normal((3, n)), (1, -1)), (np.eye(n), (1, 0))):
+        for axis in axes:
+            got = savgol_filter(y, window, polyorder, deriv=deriv, delta=1.7, axis=axis, mode="interp")
+            want = scipy_filter(y, window, polyorder, deriv=deriv, delta=1.7, axis=axis, mode="interp")
+            assert np.array_equal(got, want)
+    interp, mirror = (savgol_filter(np.eye(n), window, polyorder, deriv=deriv, mode=m) for m in ("interp", "mirror"))
+    assert deriv > polyorder or not np.array_equal(interp, mirror)
+
+
+def test_bad_modes_and_orders_raise():
+    with pytest.raises(ValueError, match="mode"):
+        savgol_filter(np.zeros(20), 5, 2, mode="reflect")
+    with pytest.raises(ValueError, match="window_length"):
+        savgol_filter(np.zeros(4), 5, 2, mode="interp")
     with pytest.raises(ValueError, match="polyorder"):
         savgol_filter(np.zeros(20), 5, 5)
 
