@@ -6,6 +6,11 @@ fraction is a share of the signal), then put through the effects of ``fol.qa.eff
 one at a time and all together at a ``moderate`` and a ``harsh`` setting, and analysed
 by ``fol.identification.pipeline.Identifier`` exactly as ``fol identify`` does.
 
+Raman: real cross-instrument comparisons (``raman_datasets``: Wasatch set 1 <-> set 3, SLoPP
+half/half with entries named by material, every ordered pair of CHARISMA set-ups) beside the
+peers (``peer_scores``), and a synthetic Raman suite (``raman_suite``: the Wasatch set 1 records
+as library and query source through the Raman effects of ``fol.qa.effects``).
+
 Seeds: ``DEV_SEED`` for tuning, ``EVAL_SEED`` for reporting (nothing is tuned on it).
 
 Per condition (``run_condition``) the table row holds: pure top-1 (the most abundant
