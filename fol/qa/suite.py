@@ -6,6 +6,11 @@ fraction is a share of the signal), then put through the effects of ``fol.qa.eff
 one at a time and all together at a ``moderate`` and a ``harsh`` setting, and analysed
 by ``fol.identification.pipeline.Identifier`` exactly as ``fol identify`` does.
 
+Raman: real cross-instrument comparisons (``raman_datasets``: Wasatch set 1 <-> set 3, SLoPP
+half/half with entries named by material, every ordered pair of CHARISMA set-ups) beside the
+peers (``peer_scores``), and a synthetic Raman suite (``raman_suite``: the Wasatch set 1 records
+as library and query source through the Raman effects of ``fol.qa.effects``).
+
 Seeds: ``DEV_SEED`` for tuning, ``EVAL_SEED`` for reporting (nothing is tuned on it).
 
 Per condition (``run_condition``) the table row holds: pure top-1 (the most abundant
@@ -393,12 +398,17 @@ def _two_column(path, workdir: Path) -> Path:
     return out
 
 
-def cross_instrument(lib_files, query_files, key, workdir: Path, name: str) -> dict:
+def cross_instrument(lib_files, query_files, key, workdir: Path, name: str, entry_name=None) -> dict:
     """Library imported from ``lib_files`` (one instrument), queries ``query_files`` (another).
 
-    ``key(file name)`` is the truth label (substance or class). Counts (right, total) for
-    fol's top hit (``fol top-1``), fol's reported verdict (``identified`` with the right
-    substance: one component, no caution) and each peer's top-1.
+    ``key(file name)`` is the truth label (substance or class). ``entry_name(file name)``,
+    when given, names each library entry (a name map given to the import, as a lab importing
+    a collection organised by material would write): entries of one material are then
+    measurements of one substance, reported once (``fol.search.substances``). Counts (right,
+    total) for fol's top hit (``fol top-1``), fol's reported verdict (``identified`` with the
+    right substance: one component, no caution), fol's abstentions (``no-match`` or
+    ``inconclusive`` with nothing reported), its wrong verdicts (a reported component of
+    another label) and each peer's top-1.
     """
     from fol.identification.pipeline import Identifier
     from fol.io.formats import read_spectra_file
@@ -408,7 +418,13 @@ def cross_instrument(lib_files, query_files, key, workdir: Path, name: str) -> d
     lib_files = [_two_column(p, workdir) for p in lib_files]
     query_files = [_two_column(p, workdir) for p in query_files]
     out = Path(workdir) / f"{name}.h5"
-    import_library([str(p) for p in lib_files], out, technique="raman", name=name)
+    name_map = None
+    if entry_name is not None:
+        name_map = Path(workdir) / f"{name}-names.csv"
+        name_map.write_text("name,catalogue_name\n" + "".join(f"{Path(p).stem},{entry_name(Path(p).name)}\n"
+                                                              for p in lib_files))
+    out.unlink(missing_ok=True)
+    import_library([str(p) for p in lib_files], out, technique="raman", name=name, name_map=name_map)
     lib = load_library(out)
     sec = lib.section("raman")
     row_key = [key(p.split(":", 1)[1]) for p in sec.provenance]
@@ -432,18 +448,22 @@ def cross_instrument(lib_files, query_files, key, workdir: Path, name: str) -> d
         add("fol top-1", key_of.get(top) == truth)
         comps = r["components"]
         add("fol verdict", r["verdict"] == "identified" and len(comps) == 1 and key_of.get(comps[0]["name"]) == truth)
-        # the same, counting a verdict whose components are all references of the true label (e.g. two
-        # polyethylene samples of the library fitted together) as right
-        add("fol verdict, same-label components", r["verdict"] in ("identified", "mixture") and bool(comps)
-            and all(key_of.get(c["name"]) == truth for c in comps))
+        add("fol abstained", not comps and r["verdict"] in ("no-match", "inconclusive"))
+        add("fol wrong", any(key_of.get(c["name"]) != truth for c in comps))
         order = np.argsort(spec.wavenumber)
         for peer, s in peer_scores(sec.grid, sec.raw, spec.wavenumber[order], spec.intensity[order]).items():
             add(peer, row_key[int(np.argmax(s))] == truth)
     return counts
 
 
-def raman_datasets(real: Path) -> list[tuple[str, list, list, object]]:
-    """(label, library files, query files, key) of the real cross-instrument Raman comparisons."""
+def raman_datasets(real: Path) -> list[tuple[str, list, list, object, object]]:
+    """(label, library files, query files, key, entry name) of the real cross-instrument Raman comparisons.
+
+    Wasatch files are named by their substance (entry name: the file's, as imported);
+    SLoPP files by material and sample (``Polyethylene12BlackPenLid``): the library's entries
+    are named by the material, the collection's own organisation, so that two samples of one
+    plastic are two measurements of one substance and not two substances.
+    """
     import re
 
     out = []
@@ -452,8 +472,8 @@ def raman_datasets(real: Path) -> list[tuple[str, list, list, object]]:
     s3 = sorted(next(w.glob("set3*")).glob("*.csv")) if w.is_dir() else []
     if s1 and s3:
         stem = lambda f: Path(f).stem.lower()
-        out.append(("Wasatch set1 library, set3 queries", s1, s3, stem))
-        out.append(("Wasatch set3 library, set1 queries", s3, s1, stem))
+        out.append(("Wasatch set1 library, set3 queries", s1, s3, stem, None))
+        out.append(("Wasatch set3 library, set1 queries", s3, s1, stem, None))
     sl = sorted((Path(real) / "raman_plastics_slopp").glob("*.txt"))
     if sl:
         cls = lambda f: re.match(r"[A-Za-z]+", Path(f).name).group(0)
@@ -462,5 +482,175 @@ def raman_datasets(real: Path) -> list[tuple[str, list, list, object]]:
             by.setdefault(cls(f), []).append(f)
         lib_f = [f for fs in by.values() for f in fs[0::2]]
         q_f = [f for fs in by.values() if len(fs) > 1 for f in fs[1::2]]
-        out.append(("SLoPP plastics, half library / half queries (by class)", lib_f, q_f, cls))
+        out.append(("SLoPP plastics, half library / half queries (by class)", lib_f, q_f, cls, cls))
+    return out + charisma_datasets(real)
+
+
+#: CHARISMA reference materials by file-name prefix (``metadata.csv`` column ``sample``): polystyrene,
+#: silicon, natural and synthetic calcite (one material: one substance in the library)
+CHARISMA_MATERIALS = (("PST", "polystyrene"), ("Pol_", "polystyrene"), ("Sil", "silicon"), ("Si_", "silicon"),
+                      ("nCAL", "calcite"), ("sCAL", "calcite"))
+
+
+def charisma_material(file_name: str) -> str | None:
+    """The material of a CHARISMA file (by its name's prefix), or None (neon lamps, luminescence standards, ...)."""
+    name = Path(file_name).name
+    return next((m for prefix, m in CHARISMA_MATERIALS if name.startswith(prefix)), None)
+
+
+def charisma_datasets(real: Path) -> list[tuple[str, list, list, object, object]]:
+    """Every ordered pair of CHARISMA set-ups (provider, instrument, laser: one folder each) as
+    (label, library files, query files, key, entry name): library from one set-up, queries from
+    another; labelled by whether the laser differs. Set-ups with fewer than two materials are left out."""
+    folder = Path(real) / "raman_multi_instrument_charisma" / "datasets2"
+    setups = {}
+    for d in sorted(p for p in folder.glob("*") if p.is_dir()):
+        files = sorted(f for f in d.glob("*.txt") if charisma_material(f.name))
+        if len({charisma_material(f.name) for f in files}) >= 2:
+            setups[d.name] = files
+    laser = lambda name: name.rsplit("_", 1)[-1][-3:]
+    out = []
+    for a, fa in setups.items():
+        for b, fb in setups.items():
+            if a != b:
+                kind = "same laser" if laser(a) == laser(b) else "other laser"
+                out.append((f"CHARISMA, library and queries from different set-ups, {kind}", fa, fb,
+                            charisma_material, charisma_material))
     return out
+
+
+# ---------------------------------------------------------------------------------------------- synthetic Raman suite
+
+#: Raman: the library instrument (Wasatch WP-785XS, 785 nm) and its line width (FWHM, cm-1; an assumption:
+#: the data carry no resolution, 8 cm-1 is typical of compact 785 nm spectrometers of its class)
+RAMAN_LIB_LASER = 785.0
+RAMAN_LIB_RESOLUTION = 8.0
+#: benign 50:50 pairs (genuine two-component mixtures that must be reported as two)
+RAMAN_PAIRS = ["acetaminophen", "caffeine", "lactose", "sucrose", "glucose", "Sodium Bicarbonate", "calcium carbonate",
+               "Ibuprofen"]
+RAMAN_SETTINGS = {
+    "moderate": dict(laser=(785.0,), fluor=(0.0, 2.0), etalon=(0.0, 0.02), period=(5.0, 40.0), cosmic=(0, 2),
+                     offset=2.0, resolution=(6.0, 10.0), vendor=0.0, snr=(100.0, 1000.0)),
+    "harsh": dict(laser=(532.0, 1064.0), fluor=(0.0, 10.0), etalon=(0.0, 0.05), period=(5.0, 40.0), cosmic=(0, 5),
+                  offset=6.0, resolution=(6.0, 16.0), vendor=1.0, snr=(30.0, 300.0)),
+}
+RAMAN_EFFECTS = ("excitation", "fluorescence", "resolution", "calibration", "etalon", "noise", "cosmic", "vendor")
+RAMAN_FINE = fx.fine_axis(150.0, 2450.0, 0.5)
+
+
+def raman_references(files, workdir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Name (file stem, as imported) → (axis, counts scaled to max 1) of real Raman files."""
+    from fol.io.formats import read_spectra_file
+
+    out = {}
+    for p in files:
+        [(_, spec)] = read_spectra_file(_two_column(p, workdir), "raman")
+        order = np.argsort(spec.wavenumber)
+        x, y = spec.wavenumber[order], np.asarray(spec.intensity, float)[order]
+        y = y - min(float(np.min(y)), 0.0)
+        out[Path(p).stem] = (x, y / (y.max() or 1.0))
+    return out
+
+
+def raman_query(refs, truth: dict, active: set[str], s: dict, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(axis, counts) of one Raman query: the real records mixed (share of signal, each scaled to a unit
+    strongest band) on ``RAMAN_FINE`` within the range every record covers, through the ``active`` effects
+    in the order light meets them, exported every 1 cm-1."""
+    lo = max(max(refs[n][0][0] for n in truth), RAMAN_FINE[0])
+    hi = min(min(refs[n][0][-1] for n in truth), RAMAN_FINE[-1])
+    x = RAMAN_FINE[(RAMAN_FINE >= lo) & (RAMAN_FINE <= hi)]
+    y = np.zeros_like(x)
+    for n, f in truth.items():
+        rx, ry = refs[n]
+        v = np.interp(x, rx, ry)
+        y += f * v / (v.max() or 1.0)
+    u = lambda r: rng.uniform(*r)  # noqa: E731
+    if "excitation" in active:
+        y = fx.raman_excitation(x, y, RAMAN_LIB_LASER, float(rng.choice(s["laser"])))
+    band = float(y.max())
+    if "fluorescence" in active:
+        y = fx.fluorescence(x, y, u(s["fluor"]), str(rng.choice(["exp", "hump", "slope"])), rng)
+    if "resolution" in active:
+        y = fx.resolution(x, y, u(s["resolution"]), own=RAMAN_LIB_RESOLUTION)
+    if "calibration" in active:
+        y = fx.calibration(x, y, rng.uniform(-1, 1) * s["offset"], 0.0)
+    if "etalon" in active:
+        y = fx.etalon(x, y, u(s["etalon"]), u(s["period"]), rng)
+    xo, yo = fx.resample(x, y, float(np.ceil(x[0])), float(np.floor(x[-1])), 1.0)
+    if "noise" in active:  # shot noise: the background's photons add to the noise of the bands
+        snr = float(np.exp(rng.uniform(np.log(s["snr"][0]), np.log(s["snr"][1]))))
+        sigma = band / snr * np.sqrt(np.maximum(yo, 0.0) / band + 0.05)
+        yo = yo + rng.normal(0.0, 1.0, yo.shape) * sigma
+    if "cosmic" in active:
+        yo = fx.cosmic(yo, int(rng.integers(s["cosmic"][0], s["cosmic"][1] + 1)), rng)
+    if "vendor" in active and rng.uniform() < s["vendor"]:
+        yo = fx.vendor_processed(xo, yo)
+    return xo, yo * 1000.0
+
+
+def raman_conditions() -> list[tuple[str, set[str], str]]:
+    rows = [("none", set(), "moderate")]
+    rows += [(f"{e} (harsh)", {e}, "harsh") for e in RAMAN_EFFECTS]
+    rows += [("all, moderate", set(RAMAN_EFFECTS), "moderate"), ("all, harsh", set(RAMAN_EFFECTS), "harsh")]
+    return rows
+
+
+def raman_suite(lib_files, workdir: Path, seed: int, only=None, progress=None) -> list[tuple[str, dict]]:
+    """The synthetic Raman rows: library imported from ``lib_files`` (one real instrument), queries made from
+    the same real records through ``fol.qa.effects``'s Raman effects. Per row: pure top-1, verdict right,
+    spurious components (pure), 50:50 pairs of ``RAMAN_PAIRS`` reported with both (and nothing else), and
+    each peer's top-1 on the pure queries (``peer_scores``, same run)."""
+    from fol.identification.pipeline import Identifier
+    from fol.io.library import load_library
+    from fol.libtools.tools import import_library
+    from fol.spectrum import Spectrum
+
+    out_lib = Path(workdir) / "raman-suite.h5"
+    out_lib.unlink(missing_ok=True)
+    import_library([str(_two_column(p, workdir)) for p in lib_files], out_lib, technique="raman", name="raman-suite")
+    lib = load_library(out_lib)
+    sec = lib.section("raman")
+    refs = raman_references(lib_files, workdir)
+    by_file = {Path(p.split(":", 1)[1]).stem: nm for p, nm in zip(sec.provenance, sec.names)}
+    pairs = [p for p in RAMAN_PAIRS if p in refs]
+    ident = Identifier(lib)
+    rows = []
+    for i, (label, active, setting) in enumerate(raman_conditions()):
+        if only and not any(o in label for o in only):
+            continue
+        rng = np.random.default_rng([seed, 100 + i])
+        row: dict = {k: [0, 0] for k in ("top1", "verdict", "spurious", "pairs", "raw Pearson", "AsLS + Pearson",
+                                        "derivative")}
+        samples = [({f: 1.0}, "pure") for f in refs] + [({a: 0.5, b: 0.5}, "pair")
+                                                        for j, a in enumerate(pairs) for b in pairs[j + 1:]]
+        for truth, kind in samples:
+            x, y = raman_query(refs, truth, active, RAMAN_SETTINGS[setting], rng)
+            r = ident.analyse_spectrum(Spectrum(x, y, "raman", "counts"), source="suite", entry="q")
+            names = [c["name"] for c in r["components"]]
+            want = {by_file[f] for f in truth}
+            if kind == "pure":
+                (t,) = want
+                top = names[0] if names else (r["hits"][0]["name"] if r["hits"] else None)
+                for k, ok in (("top1", top == t), ("verdict", r["verdict"] == "identified" and names == [t]),
+                              ("spurious", any(n != t for n in names))):
+                    row[k][0] += bool(ok)
+                    row[k][1] += 1
+                for peer, sc in peer_scores(sec.grid, sec.raw, x, y).items():
+                    row[peer][0] += sec.names[int(np.argmax(sc))] == t
+                    row[peer][1] += 1
+            else:
+                row["pairs"][0] += set(names) == want
+                row["pairs"][1] += 1
+        rows.append((label, row))
+        if progress:
+            progress(label, row)
+    return rows
+
+
+RAMAN_HEADER = ("| condition | pure top-1 | verdict right (pure) | spurious (pure) | 50:50 pairs reported as both "
+                "| raw Pearson | AsLS + Pearson | derivative |")
+
+
+def raman_line(label: str, row: dict) -> str:
+    keys = ("top1", "verdict", "spurious", "pairs", "raw Pearson", "AsLS + Pearson", "derivative")
+    return f"| {label} | " + " | ".join(pct(row[k]) for k in keys) + " |"

@@ -224,3 +224,44 @@ def test_forward_selection_finds_both_components_in_a_10k_entry_library():
     queries = [measured(grid, 0.7 * model.refs[i] + 0.3 * model.refs[i + 1], rng, snr=300) for i in range(0, 20, 2)]
     fits = [model.fit(q) for q in queries]
     assert sum(names_of(model, f)[:2] in ([f"s{i}", f"s{i + 1}"],) for f, i in zip(fits, range(0, 20, 2))) >= 9
+
+
+def wing_section(alarm_filler: bool = False):
+    """A main substance with one strong band, a 'filler' whose strongest band sits on the main band's wing
+    (and with bands of its own elsewhere), and two unrelated entries."""
+    grid = np.arange(200.0, 2000.1, 2.0)
+    g = lambda c, w, h=1.0: h * np.exp(-0.5 * ((grid - c) / (w / 2.3548)) ** 2)  # noqa: E731
+    lib = {"main": g(1000, 8) + g(1500, 10, 0.3), "filler": g(986, 10) + g(600, 10, 0.4) + g(1300, 10, 0.4),
+           "other": g(700, 10) + g(1200, 10, 0.5) + g(1700, 10, 0.5),
+           "fourth": g(450, 10) + g(1100, 10, 0.6) + g(1850, 10, 0.4)}
+    names = list(lib)
+    raw = np.stack([lib[n] for n in names]) * 1000 + 50
+    section = make_section("raman", grid, raw, names, ["cutting-agent"] * 4, [False, alarm_filler, False, False],
+                           ["computed"] * 4, ["t"] * 4, default_recipe("raman"))
+    # the query's main band has a low-wavenumber shoulder the reference lacks (another instrument's line shape)
+    return section, lib, g(988, 10, 0.1)
+
+
+def fitted(section, y, **policy):
+    model = MixtureModel(section, MixturePolicy(**policy))
+    return [(model.section.names[c.row], c.fraction) for c in model.fit(y).components]
+
+
+def test_a_band_shape_misfit_is_not_filled_with_another_substance():
+    """High SNR: the shoulder alone is 'explained' by the filler without the misfit weighting, not with it;
+    a filler that is really there (its own bands present) stays."""
+    section, lib, shoulder = wing_section()
+    rng = np.random.default_rng(11)
+    noise = 0.3 * rng.standard_normal(section.grid.size)
+    pure = 1000 * (lib["main"] + shoulder) + 200 + noise
+    assert [n for n, _ in fitted(section, pure, misfit_weights=False)] == ["main", "filler"]
+    assert fitted(section, pure) == [("main", 1.0)]
+    mixed = 1000 * (0.7 * lib["main"] + 0.3 * lib["filler"] + shoulder) + 200 + noise
+    assert [n for n, _ in fitted(section, mixed)] == ["main", "filler"]
+
+
+def test_the_misfit_weighting_never_touches_a_model_with_an_alarm_component():
+    section, lib, shoulder = wing_section(alarm_filler=True)
+    y = 1000 * (lib["main"] + shoulder) + 200 + 0.3 * np.random.default_rng(12).standard_normal(section.grid.size)
+    assert fitted(section, y) == fitted(section, y, misfit_weights=False)
+    assert [n for n, _ in fitted(section, y)] == ["main", "filler"]
