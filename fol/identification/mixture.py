@@ -258,44 +258,15 @@ class MixtureFit:
 def baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
     """Cubic B-spline design matrix ``[n, segments + 3]`` with equally spaced knots over the grid.
 
-    ``scipy.interpolate.BSpline.design_matrix(grid, t, 3).toarray()``, bit for bit
-    (``bspline_design``; ``scipy.interpolate`` costs ~0.3 s to import in every worker).
+    ``scipy.interpolate`` is imported here, when a model is built, not with this module
+    (~0.3 s of imports that ``fol identify`` start-up and a replay worker's imports need not pay
+    before their first analysis).
     """
+    from scipy.interpolate import BSpline
+
     inner = np.linspace(grid[0], grid[-1], segments + 1)
     t = np.concatenate([[grid[0]] * 3, inner, [grid[-1]] * 3])
-    return bspline_design(np.asarray(grid, dtype=np.float64), t, 3)
-
-
-def bspline_design(x: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
-    """Dense B-spline design matrix ``[len(x), len(t) - k - 1]`` for ``x`` within the base interval.
-
-    The Cox-de Boor recursion of scipy's ``_bspl.evaluate_all_bspl`` (the same operations in
-    the same order, vectorised over ``x``): the ``k + 1`` non-zero basis functions at each
-    point, placed at columns ``ell - k .. ell`` with ``t[ell] <= x < t[ell + 1]`` (the last
-    non-empty interval for the right end).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    nb = t.size - k - 1
-    if np.any(x < t[k]) or np.any(x > t[nb]):
-        raise ValueError("bspline_design: points outside the base interval")
-    ell = np.clip(np.searchsorted(t, x, side="right") - 1, k, nb - 1)
-    h = np.zeros((x.size, k + 1))
-    h[:, 0] = 1.0
-    for j in range(1, k + 1):
-        hh = h[:, :j].copy()
-        h[:, 0] = 0.0
-        for n in range(1, j + 1):
-            xb = t[ell + n]
-            xa = t[ell + n - j]
-            same = xb == xa
-            w = np.divide(hh[:, n - 1], xb - xa, out=np.zeros(x.size), where=~same)
-            h[:, n - 1] = np.where(same, h[:, n - 1], h[:, n - 1] + w * (xb - x))
-            h[:, n] = np.where(same, 0.0, w * (x - xa))
-    out = np.zeros((x.size, nb))
-    cols = ell[:, None] - k + np.arange(k + 1)[None, :]
-    np.put_along_axis(out, cols, h, axis=1)
-    return out
+    return BSpline.design_matrix(np.asarray(grid, dtype=np.float64), t, 3).toarray()
 
 
 #: liquid water (Bertie & Lan 1996, Appl. Spectrosc. 50:1047): O-H stretch ~3400 cm-1 (FWHM ~400) and

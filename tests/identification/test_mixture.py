@@ -9,7 +9,7 @@ from scipy.signal import savgol_filter
 from builders import lorentz
 from fol.io.library import load_library, make_section
 from fol.identification.mixture import (C_HI, C_LO, SHIFT_MAX, MixtureModel, MixturePolicy, baseline_basis,
-                                        bspline_design, f_test, savgol_matrix)
+                                        f_test, savgol_matrix)
 from fol.preprocess.recipe import default_recipe
 
 
@@ -49,24 +49,6 @@ def test_savgol_matrix_is_the_filter(n, window, deriv):
     assert m.shape == (n, n) and m.nnz <= window * n
     want = savgol_filter(s, window, 3, deriv=deriv, delta=1.7, axis=1)
     np.testing.assert_allclose((m @ s.T).T, want, rtol=0, atol=1e-12 * np.abs(want).max())
-
-
-@pytest.mark.parametrize("segments", [1, 3, 12, 20])
-def test_baseline_basis_is_scipys_design_matrix_bit_for_bit(segments):
-    """The numpy Cox-de Boor recursion gives scipy's BSpline.design_matrix exactly (the baseline must not move)."""
-    from scipy.interpolate import BSpline
-
-    rng = np.random.default_rng(segments)
-    for grid in (np.linspace(200.0, 1900.0, 901), np.arange(650.0, 4000.1, 2.0), np.sort(rng.uniform(400, 3000, 777))):
-        for x in (grid, grid[5:-7], grid[::3]):
-            inner = np.linspace(x[0], x[-1], segments + 1)
-            t = np.concatenate([[x[0]] * 3, inner, [x[-1]] * 3])
-            want = BSpline.design_matrix(x, t, 3).toarray()
-            assert np.array_equal(bspline_design(x, t, 3), want)
-            assert np.array_equal(baseline_basis(x, segments), want)
-            np.testing.assert_allclose(want.sum(axis=1), 1.0, rtol=1e-12)  # partition of unity: not all zeros
-    with pytest.raises(ValueError, match="outside the base interval"):
-        bspline_design(np.array([0.0, 5.0]), np.array([1.0] * 4 + [2.0] * 4), 3)
 
 
 def test_ray_rows_from_the_cache_are_the_ones_computed_afresh_whatever_the_batch(peak_section):
