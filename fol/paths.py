@@ -13,6 +13,7 @@ alike. ``FOL_LIBRARY`` and ``FOL_CATALOGUE`` override the defaults.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -59,3 +60,20 @@ def cache_file(kind: str, version: int, *key: str) -> Path:
     """``cache_dir()/<kind>-v<version>-<key>-....npz``, with unsafe characters dropped from the key."""
     parts = ["".join(c for c in str(k) if c.isalnum() or c in "-_.")[:80] for k in key]
     return cache_dir() / f"{kind}-v{version}-{'-'.join(parts)}.npz"
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of ``os.stat`` mode ``mode`` is when it is not a regular file ("a directory", "a FIFO",
+    "a device", "a socket", "a special file"), or None for a regular file. One owner of the check that
+    readers make before opening a path (a FIFO or device would block them)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"

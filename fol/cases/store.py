@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import stat
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,6 +39,7 @@ from urllib.parse import quote
 import numpy as np
 
 from fol.errors import FolError
+from fol.paths import special_kind
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -316,10 +316,11 @@ class CaseStore:
         except OSError as e:
             what = "too many levels of symbolic links" if e.errno == errno.ELOOP else (e.strerror or str(e))
             raise StoreError(f"{self.path}: cannot open the case database ({what})") from None
-        if stat.S_ISDIR(st.st_mode):
+        kind = special_kind(st.st_mode)
+        if kind == "a directory":
             raise StoreError(f"{self.path}: is a directory, not a case database")
-        if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"{self.path}: not a regular file (a FIFO, device or socket), not a case database")
+        if kind:
+            raise StoreError(f"{self.path}: is {kind}, not a regular file, not a case database")
         if st.st_size == 0:
             raise StoreError(f"{self.path}: an empty file, not a case database (remove it to start a new one)")
         try:

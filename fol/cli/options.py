@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 from pathlib import Path
 from typing import Callable, Mapping
+
+from fol.paths import special_kind
 
 
 def positive_int(text: str) -> int:
@@ -122,9 +123,10 @@ def input_problem(path: str | os.PathLike) -> str | None:
         return f"{p}: no such file"
     except OSError as e:
         return f"{p}: {e.strerror or e}"
-    if stat.S_ISDIR(st.st_mode):
+    kind = special_kind(st.st_mode)
+    if kind == "a directory":
         return f"{p}: is a directory"
-    if not stat.S_ISREG(st.st_mode):
+    if kind:
         return f"{p}: is not a regular file"
     if not os.access(p, os.R_OK):
         return f"{p}: permission denied"

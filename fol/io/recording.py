@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +44,7 @@ import h5py
 import numpy as np
 
 from fol.errors import FolError, FormatError
+from fol.paths import special_kind
 from fol.spectrum import MIN_POINTS, TECHNIQUES, Spectrum, SpectrumBatch
 
 FORMAT = "fol-recording"
@@ -604,11 +604,10 @@ def _check_regular_file(path: str) -> int:
         raise FormatError(f"{path}: no such file") from None
     except OSError as e:
         raise FormatError(f"{path}: cannot be read ({e.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
+    kind = special_kind(st.st_mode)
+    if kind == "a directory":
         raise FormatError(f"{path}: is a directory, not a recording")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(
-            st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file"
+    if kind:
         raise FormatError(f"{path}: is {kind}, not a regular file")
     return st.st_size
 

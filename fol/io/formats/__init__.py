@@ -81,8 +81,9 @@ def register(fmt: Format) -> None:
 
 
 def check_readable(path: Path) -> None:
-    """Refuse, before opening, what cannot be read without hanging: missing paths, FIFOs, devices, sockets."""
-    import stat
+    """Refuse, before opening, what cannot be read without hanging: missing paths, FIFOs, devices, sockets
+    (folders are formats too: an ENFSI DWG folder)."""
+    from fol.paths import special_kind
 
     try:
         mode = path.stat().st_mode
@@ -90,8 +91,9 @@ def check_readable(path: Path) -> None:
         raise FormatError(f"{path}: cannot read (no such file)") from None
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise FormatError(f"{path}: not a regular file (a FIFO, device or socket)")
+    kind = special_kind(mode)
+    if kind and kind != "a directory":
+        raise FormatError(f"{path}: not a regular file ({kind})")
 
 
 def detect(path: str | Path) -> Format:
