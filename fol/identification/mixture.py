@@ -92,10 +92,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 from scipy.ndimage import gaussian_filter1d
-from scipy.optimize import nnls
 from scipy.special import fdtrc
 
-from fol.identification.nnls import gram_rows, nnls_gram
+from fol.identification.nnls import gram_rows, nnls_batch, nnls_gram
 from fol.preprocess.savgol import savgol_filter  # scipy.signal's, step for step, without its ~0.5 s of imports
 from fol.preprocess.steps import covered, in_ranges
 from fol.search.similarity import pearson
@@ -136,6 +135,8 @@ SCREEN_RANKED = 3
 RAY_CACHE_ROWS = 1024
 #: library rows per block when the model is set up (references scaled, screening matrix)
 SETUP_ROWS = 256
+#: version of the cached screening matrix (``MixtureModel._screening``): raise it when its arithmetic changes
+SCREEN_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,37 @@ def baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
     return BSpline.design_matrix(np.asarray(grid, dtype=np.float64), t, 3).toarray()
 
 
+BASIS_CACHE_VERSION = 1
+
+
+def cached_baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
+    """``baseline_basis``, kept in ``fol.paths.cache_dir()`` (keyed by the grid and ``segments``): a
+    replay worker reads it instead of importing ``scipy.interpolate`` (which imports
+    ``scipy.optimize``: ~0.2 s of a worker's start-up). Best effort both ways: a cache that is
+    absent, damaged or cannot be written costs only making the matrix."""
+    import hashlib
+    import zipfile
+
+    from fol.paths import cache_file, save_npz
+
+    grid = np.ascontiguousarray(grid, dtype="<f8")
+    path = cache_file("bsplinebasis", BASIS_CACHE_VERSION, hashlib.sha256(grid.tobytes()).hexdigest()[:40],
+                      str(int(segments)))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            basis = np.array(z["basis"], dtype=np.float64)
+        if basis.shape == (grid.size, segments + 3) and np.all(np.isfinite(basis)):
+            return basis
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    basis = baseline_basis(grid, segments)
+    try:
+        save_npz(path, basis=basis)
+    except OSError:
+        pass
+    return basis
+
+
 #: liquid water (Bertie & Lan 1996, Appl. Spectrosc. 50:1047): O-H stretch ~3400 cm-1 (FWHM ~400) and
 #: H-O-H bend ~1643 cm-1 (FWHM ~75): centre, FWHM
 WATER_BANDS = ((3400.0, 400.0), (1643.0, 75.0))
@@ -280,6 +312,45 @@ def water_columns(grid: np.ndarray) -> np.ndarray:
     c = np.array([b[0] for b in WATER_BANDS])[None, :]
     w = np.array([b[1] for b in WATER_BANDS])[None, :] / FWHM_PER_SIGMA
     return np.exp(-0.5 * ((g - c) / w) ** 2)
+
+
+def _nnls(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
+    """One NNLS problem, ``(x, ||A x - b||)`` as ``scipy.optimize.nnls`` returns them, solved by
+    ``nnls_batch`` (the same solutions to 1e-9, see ``fol.identification.nnls``) so that
+    ``scipy.optimize`` (~0.1 s of imports per worker) is not needed."""
+    x, rnorm = nnls_batch(A[None], b[None])
+    return x[0], float(rnorm[0])
+
+
+def _read_screening(path, shape) -> np.ndarray | None:
+    """A cached screening matrix, memory-mapped read-only (its pages shared by every worker through the
+    OS page cache); None if absent or not of the expected shape and type (then it is made again)."""
+    try:
+        out = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return out if out.shape == shape and out.dtype == np.float32 else None
+
+
+def _write_screening(path, out: np.ndarray) -> np.ndarray:
+    """Best effort: written beside ``path`` and renamed into place (a reader sees all of it or nothing),
+    then mapped, so that this process shares the pages too. A cache that cannot be written costs only
+    making the matrix again in the next process."""
+    import os
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, out, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        return out
+    mapped = _read_screening(path, out.shape)
+    return out if mapped is None else mapped
 
 
 def savgol_matrix(n: int, window: int, polyorder: int, deriv: int, delta: float) -> sparse.csr_array:
@@ -385,6 +456,32 @@ def f_test(rss_small: float, rss_big: float, n: int, p_added: int, p_total: int,
     return float(fdtrc(p_added, dof, f)) if f > 0 else 1.0
 
 
+class ScaledReferences:
+    """The library's raw spectra scaled to a unit strongest band (on ``mask``), made row by row
+    when indexed (``refs[rows]``, ``refs[rows, cols]``) from the raw matrix, which stays where it
+    is (memory-mapped in a replay worker): no float64 copy of the library per process (80 MB at
+    10k entries, 8 GB at a million). The same numbers as scaling the whole matrix at once."""
+
+    def __init__(self, raw: np.ndarray, mask: np.ndarray):
+        self.raw = raw
+        self.shape = raw.shape
+        self.peak = np.empty(raw.shape[0])
+        for a in range(0, raw.shape[0], SETUP_ROWS):  # in blocks of rows: no library-sized temporaries
+            r = np.asarray(raw[a:a + SETUP_ROWS], dtype=np.float64)
+            self.peak[a:a + SETUP_ROWS] = np.max(np.where(mask, r, -np.inf), axis=1)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, None)
+        r = np.asarray(self.raw[rows], dtype=np.float64)
+        peak = np.asarray(self.peak[rows])
+        peak = peak[..., None] if r.ndim == 2 else peak
+        out = np.divide(r, peak, out=np.zeros_like(r), where=peak > 0)
+        return out if cols is None else out[..., cols]
+
+
 class MixtureModel:
     """Forward-selection mixture fitting against one library section (built once per section).
 
@@ -393,24 +490,24 @@ class MixtureModel:
     whose axis covers less of the grid).
     """
 
-    def __init__(self, section, policy: MixturePolicy | None = None):
+    def __init__(self, section, policy: MixturePolicy | None = None, cache_key: str | None = None):
         self.section = section
+        #: the library content hash (verified libraries): the screening matrix of the default mask is
+        #: kept in ``fol.paths.cache_dir()`` and memory-mapped by the next process (see ``_screening``),
+        #: and the baseline bases are read from there (``cached_baseline_basis``)
+        self.cache_key = cache_key
         self.policy = policy or MixturePolicy()
         self.grid = np.asarray(section.grid, dtype=np.float64)
         self.recipe = section.recipe
         self.step = float(np.median(np.diff(self.grid)))
         self.default_mask = ~in_ranges(self.grid, self.recipe.excluded_ranges())
-        raw = np.asarray(section.raw)
-        self.refs = np.empty(raw.shape)
-        for a in range(0, raw.shape[0], SETUP_ROWS):  # in blocks of rows: no library-sized temporaries
-            r = np.asarray(raw[a:a + SETUP_ROWS], dtype=np.float64)
-            peak = np.max(np.where(self.default_mask, r, -np.inf), axis=1, keepdims=True)
-            self.refs[a:a + SETUP_ROWS] = np.divide(r, peak, out=np.zeros_like(r), where=peak > 0)
-        self.basis = baseline_basis(self.grid, self.policy.baseline_segments)
+        self.refs = ScaledReferences(np.asarray(section.raw), self.default_mask)
+        basis = cached_baseline_basis if cache_key else baseline_basis
+        self.basis = basis(self.grid, self.policy.baseline_segments)
         if self.policy.water and section.technique == "ftir":
             self.basis = np.hstack([self.basis, water_columns(self.grid)])
         self._ray_op = ray_operator(self.grid.size, self.policy.deriv_window, self.step)
-        self._response_basis = baseline_basis(self.grid, self.policy.response_segments) \
+        self._response_basis = basis(self.grid, self.policy.response_segments) \
             if self.policy.response_segments else None
         self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
         self._ray_cache: dict[tuple, np.ndarray] = {}
@@ -432,18 +529,35 @@ class MixtureModel:
         key = mask.tobytes()
         if key not in self._screen:
             q = self._projector(mask)
-            out = np.empty((len(self.refs), int(mask.sum())), dtype=np.float32)
-            # in blocks of rows (3x faster than whole-library temporaries; every row's arithmetic is the same)
-            for a in range(0, len(self.refs), SETUP_ROWS):
-                lib = self.refs[a:a + SETUP_ROWS] if mask.all() else self.refs[a:a + SETUP_ROWS, mask]
-                lib = lib - (lib @ q) @ q.T
-                norm = np.linalg.norm(lib, axis=1, keepdims=True)
-                out[a:a + SETUP_ROWS] = np.divide(lib, norm, out=np.zeros_like(lib), where=norm > 0)
+            path = self._screening_cache(mask) if self.cache_key and np.array_equal(mask, self.default_mask) else None
+            out = _read_screening(path, (len(self.refs), int(mask.sum()))) if path else None
+            if out is None:
+                out = np.empty((len(self.refs), int(mask.sum())), dtype=np.float32)
+                # in blocks of rows (3x faster than whole-library temporaries; every row's arithmetic is the same)
+                for a in range(0, len(self.refs), SETUP_ROWS):
+                    lib = self.refs[a:a + SETUP_ROWS] if mask.all() else self.refs[a:a + SETUP_ROWS, mask]
+                    lib = lib - (lib @ q) @ q.T
+                    norm = np.linalg.norm(lib, axis=1, keepdims=True)
+                    out[a:a + SETUP_ROWS] = np.divide(lib, norm, out=np.zeros_like(lib), where=norm > 0)
+                if path:
+                    out = _write_screening(path, out)
             if len(self._screen) > 8:
                 old = next(iter(k for k in self._screen if k != self.default_mask.tobytes()))
                 del self._screen[old]
             self._screen[key] = (q, out, row_norm_max(out))
         return self._screen[key]
+
+    def _screening_cache(self, mask: np.ndarray):
+        """Where the screening matrix of ``mask`` is kept for this library: named by a hash of all it is
+        made from (library content hash, technique, mask, baseline basis, the reference scaling mask)."""
+        import hashlib
+
+        from fol.paths import cache_dir
+
+        h = hashlib.sha256(f"{SCREEN_CACHE_VERSION}\0{self.cache_key}\0{self.section.technique}\0".encode())
+        for a in (mask, self.default_mask, self.basis, self.grid):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return cache_dir() / f"mixscreen-v{SCREEN_CACHE_VERSION}-{h.hexdigest()[:40]}.npy"
 
     def rays(self, rows, width: float = 0.0) -> np.ndarray:
         """The four generating columns per reference, ``[len(rows), 4, n]`` (see the module doc).
@@ -676,7 +790,7 @@ class MixtureModel:
             yp = y[mask] - q @ (q.T @ y[mask])
             cols = self._blocks(first, mask, q, width)[0]
         if first and self.policy.response_segments:
-            g = self.response(y, mask, q, cols[:, :4] @ nnls(cols, yp)[0], first[0], width)
+            g = self.response(y, mask, q, cols[:, :4] @ _nnls(cols, yp)[0], first[0], width)
             y = y / g
             yp = y[mask] - q @ (q.T @ y[mask])
         rss0 = float(yp @ yp)
@@ -793,7 +907,7 @@ class MixtureModel:
         rays = self.rays([row], width)[0]
         blocks = np.swapaxes(rays[:, mask], 0, 1)
         blocks = blocks - q @ (q.T @ blocks)
-        w = nnls(blocks, fitted)[0]
+        w = _nnls(blocks, fitted)[0]
         return w @ rays
 
     def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0):
@@ -980,7 +1094,7 @@ class MixtureModel:
         for i, row in enumerate(chosen):
             own = resid + shapes[i]
             rss_without = float(own @ own) if k == 1 else drops[i] if drops is not None else \
-                nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
+                _nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
             p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, n_baseline + PARAMS_PER_COMPONENT * k, resid,
                        sigma)
             comps.append(Component(row, float(amp[i]), float(amp[i] / total) if total > 0 else 0.0,

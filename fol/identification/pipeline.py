@@ -64,8 +64,9 @@ class Identifier:
     def warm_caches(self) -> None:
         """Put what is derived from the library into the cache directory now, once.
 
-        The class-alarm model of every section, and the search index of sections large
-        enough to have one, are otherwise made on first need by every process; replay
+        The class-alarm model of every section, the search index of sections large
+        enough to have one and the mixture model's screening matrix are otherwise made on
+        first need by every process; replay
         calls this before starting workers, so that they read them from the cache
         instead of each training and building them. Nothing is cached for unverified
         libraries (their hash does not name their content).
@@ -81,6 +82,10 @@ class Identifier:
             if (len(section) >= INDEX_MIN_ROWS and technique not in self._prepared
                     and not index_cache_path(technique, self.similarity, self.library.sha256).exists()):
                 Searcher(section, self.similarity, cache_key=self.library.sha256)  # built and cached, then dropped
+            if self.mixture and technique not in self._prepared:
+                from fol.identification.mixture import MixtureModel
+
+                MixtureModel(section, self.mixture_policy, cache_key=self.library.sha256)  # its screening cached
 
     def _prepare(self, technique: str):
         """(section, recipe, searcher, mixture model or None) for a technique, built once."""
@@ -89,11 +94,11 @@ class Identifier:
 
             section = self.library.section(technique)
             model = None
+            cache_key = self.library.sha256 if self.library.verified else None
             if self.mixture:
                 from fol.identification.mixture import MixtureModel
 
-                model = MixtureModel(section, self.mixture_policy)
-            cache_key = self.library.sha256 if self.library.verified else None
+                model = MixtureModel(section, self.mixture_policy, cache_key=cache_key)
             self._prepared[technique] = (section, section.recipe, Searcher(section, self.similarity, cache_key=cache_key),
                                          model)
         return self._prepared[technique]

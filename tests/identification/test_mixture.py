@@ -247,3 +247,67 @@ def test_the_misfit_weighting_never_touches_a_model_with_an_alarm_component():
     y = 1000 * (lib["main"] + shoulder) + 200 + 0.3 * np.random.default_rng(12).standard_normal(section.grid.size)
     assert fitted(section, y) == fitted(section, y, misfit_weights=False)
     assert [n for n, _ in fitted(section, y)] == ["main", "filler"]
+
+
+def test_references_scaled_on_demand_are_the_whole_matrix_scaled_at_once(peak_section):
+    """``ScaledReferences`` makes rows when indexed (no float64 copy of the library per process):
+    the same numbers, bit for bit, as scaling the whole matrix, for every kind of index."""
+    from fol.identification.mixture import ScaledReferences
+    from fol.preprocess.steps import in_ranges
+
+    raw = np.asarray(peak_section.raw).copy()
+    raw[4] = 0.0  # a row of zeros stays zeros
+    mask = ~in_ranges(np.asarray(peak_section.grid), peak_section.recipe.excluded_ranges())
+    mask[:7] = False
+    r = raw.astype(np.float64)
+    peak = np.max(np.where(mask, r, -np.inf), axis=1, keepdims=True)
+    whole = np.divide(r, peak, out=np.zeros_like(r), where=peak > 0)
+    refs = ScaledReferences(raw, mask)
+    assert len(refs) == len(raw) and refs.shape == raw.shape
+    np.testing.assert_array_equal(refs[3], whole[3])
+    np.testing.assert_array_equal(refs[4], np.zeros(raw.shape[1]))
+    np.testing.assert_array_equal(refs[[5, 1, 5]], whole[[5, 1, 5]])
+    np.testing.assert_array_equal(refs[np.array([2, 0])], whole[[2, 0]])
+    np.testing.assert_array_equal(refs[1:6, mask], whole[1:6][:, mask])
+
+
+def test_the_screening_matrix_and_bases_are_cached_and_mapped_by_the_next_model(peak_section, tmp_path,
+                                                                                  monkeypatch):
+    """Issue 16 (worker start-up): with the library hash as ``cache_key``, the screening matrix of the
+    default mask goes to the cache directory and the next model maps it (read-only, shared pages);
+    the B-spline bases are read from there too. Fits are the same as without any cache; a damaged
+    cache file is made again; a cache that cannot be written changes nothing but the time."""
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    refs = MixtureModel(peak_section).refs
+    queries = [measured(peak_section.grid, 0.7 * refs[i] + 0.3 * refs[i + 3], rng, snr=300) for i in range(6)]
+
+    def decisions(model):
+        return [[(model.section.names[c.row], round(c.fraction, 9)) for c in f.components]
+                for f in model.fit_many(np.stack(queries))]
+
+    plain = decisions(MixtureModel(peak_section))
+    assert not (tmp_path / "cache").exists()  # no cache key, nothing written
+    first = MixtureModel(peak_section, cache_key="ab" * 32)
+    screens = list((tmp_path / "cache").glob("mixscreen-v*.npy"))
+    bases = list((tmp_path / "cache").glob("bsplinebasis-v*.npz"))
+    assert len(screens) == 1 and len(bases) >= 1
+    assert decisions(first) == plain
+    second = MixtureModel(peak_section, cache_key="ab" * 32)
+    _, screen, _ = second._screening(second.default_mask)
+    assert isinstance(screen, np.memmap) and not screen.flags.writeable
+    np.testing.assert_array_equal(second.basis, first.basis)
+    assert decisions(second) == plain
+    # another library (hash), another file
+    MixtureModel(peak_section, cache_key="cd" * 32)
+    assert len(list((tmp_path / "cache").glob("mixscreen-v*.npy"))) == 2
+    # damaged files: ignored and made again
+    screens[0].write_bytes(screens[0].read_bytes()[:1000])
+    for b in bases:
+        b.write_bytes(b"not a zip")
+    third = MixtureModel(peak_section, cache_key="ab" * 32)
+    assert decisions(third) == plain
+    assert screens[0].stat().st_size > 1000
+    # a cache directory that cannot be written (a file stands where it should be)
+    monkeypatch.setenv("FOL_CACHE_DIR", str(screens[0]))
+    assert decisions(MixtureModel(peak_section, cache_key="ab" * 32)) == plain

@@ -392,9 +392,52 @@ def test_workers_find_the_class_model_already_cached(data, reference, tmp_path, 
     cached = list((tmp_path / "cache").glob(f"classalarm-*-raman-{data.sha}.npz"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
+    screens = list((tmp_path / "cache").glob("mixscreen-v*.npy"))  # the mixture model's screening matrix
+    assert len(screens) == 1
+    screen_stamp = screens[0].stat().st_mtime_ns
     assert main(["replay", str(data.stack), "--library", str(data.library), "--json", str(out),
                  "--workers", "2", "--chunk", "16"]) == 0
+    assert out.read_bytes() == reference
     assert cached[0].stat().st_mtime_ns == stamp  # read back, not trained and written again
+    assert screens[0].stat().st_mtime_ns == screen_stamp
+
+
+def test_a_worker_with_the_caches_written_imports_neither_scipy_optimize_nor_interpolate(data, tmp_path):
+    """Issue 16 (worker start-up < 0.5 s): once the parent has written the caches (library, class model,
+    screening matrix, bases), a fresh interpreter set up as a worker analyses its first spectrum without
+    importing ``scipy.optimize`` or ``scipy.interpolate`` (~0.2 s of a worker's start-up)."""
+    import dataclasses
+    import os
+
+    from fol.identification.pipeline import Identifier
+    from fol.io.library import load_library
+    from fol.qa import replay as replay_module
+
+    env = {**os.environ, "FOL_CACHE_DIR": str(tmp_path / "cache")}
+    library = load_library(data.library)
+    os.environ["FOL_CACHE_DIR"], old = str(tmp_path / "cache"), os.environ.get("FOL_CACHE_DIR")
+    try:
+        Identifier(library).warm_caches()
+        spec = replay_module.prepare_workers(replay_module.LibrarySpec(str(data.library), data.sha), library)
+    finally:
+        os.environ.pop("FOL_CACHE_DIR") if old is None else os.environ.__setitem__("FOL_CACHE_DIR", old)
+    assert spec.mapped
+    code = (
+        "import json, sys\n"
+        "import fol.qa.replay as r\n"
+        "from fol.io.recording import Recording\n"
+        "spec = r.LibrarySpec(**json.loads(sys.argv[1]))\n"
+        "with Recording(sys.argv[2]) as rec:\n"
+        "    e = rec.entries[0].name\n"
+        "    chunk = rec.read(e, 0, 1)\n"
+        "res = r._identifier(spec).analyse(chunk.batch, source=sys.argv[2], entry=e)\n"
+        "assert len(res) == 1\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('scipy.optimize', 'scipy.interpolate')))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(dataclasses.asdict(spec)), str(data.stack)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == []
 
 
 def _labelled(data, path: Path, rows: list[tuple[dict, dict]]) -> Path:
