@@ -314,6 +314,11 @@ def water_columns(grid: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * ((g - c) / w) ** 2)
 
 
+def _gram_request(A: np.ndarray, b: np.ndarray) -> _Solve:
+    """The request to ``fit_many`` of one NNLS problem ``A x ~ b`` (its normal equations)."""
+    return _Solve((A.T @ A)[None], (A.T @ b)[None], float(b @ b))
+
+
 def _nnls(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
     """One NNLS problem, ``(x, ||A x - b||)`` as ``scipy.optimize.nnls`` returns them, solved by
     ``nnls_batch`` (the same solutions to 1e-9, see ``fol.identification.nnls``) so that
@@ -790,7 +795,14 @@ class MixtureModel:
             yp = y[mask] - q @ (q.T @ y[mask])
             cols = self._blocks(first, mask, q, width)[0]
         if first and self.policy.response_segments:
-            g = self.response(y, mask, q, cols[:, :4] @ _nnls(cols, yp)[0], first[0], width)
+            # the dominant component's fit, then its shape on the whole grid: two NNLS requests
+            # that fit_many solves together with every other spectrum's
+            fitted = cols[:, :4] @ (yield _gram_request(cols[:, :4], yp))[0]
+            rays = self.rays([first[0]], width)[0]
+            blocks = np.swapaxes(rays[:, mask], 0, 1)
+            blocks = blocks - q @ (q.T @ blocks)
+            shape = (yield _gram_request(blocks, fitted))[0] @ rays
+            g = self.response(y, mask, q, fitted, shape)
             y = y / g
             yp = y[mask] - q @ (q.T @ y[mask])
         rss0 = float(yp @ yp)
@@ -871,7 +883,7 @@ class MixtureModel:
             coef = x[b]
         return chosen, cols
 
-    def response(self, y, mask, q, fitted, row, width: float = 0.0) -> np.ndarray:
+    def response(self, y, mask, q, fitted, shape) -> np.ndarray:
         """Smooth multiplicative response ``g`` (mean 1 over ``mask``) of the query relative to the library.
 
         Detector response, optics and the difference between computed and measured band
@@ -884,7 +896,6 @@ class MixtureModel:
         within ``RESPONSE_RANGE`` of its median.
         """
         amp = float(np.max(np.abs(fitted))) or 1.0
-        shape = self._shape_on_grid(row, y, mask, q, fitted, width)
         basis = self._response_basis
         cols = (shape[:, None] * basis)[mask]
         cols = cols - q @ (q.T @ cols)
@@ -901,14 +912,6 @@ class MixtureModel:
             return np.ones_like(y)
         g = np.clip(g / med, 1.0 / RESPONSE_RANGE, RESPONSE_RANGE)
         return g / float(np.mean(g[mask]))
-
-    def _shape_on_grid(self, row, y, mask, q, fitted, width: float = 0.0) -> np.ndarray:
-        """The dominant component's fitted shape on the whole grid (rays combined as fitted)."""
-        rays = self.rays([row], width)[0]
-        blocks = np.swapaxes(rays[:, mask], 0, 1)
-        blocks = blocks - q @ (q.T @ blocks)
-        w = _nnls(blocks, fitted)[0]
-        return w @ rays
 
     def _backward(self, yp, chosen, cols, n_baseline, sigma: float = 0.0):
         """Drop, one at a time, the least significant component while its partial F-test fails.
