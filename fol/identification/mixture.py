@@ -186,7 +186,8 @@ class MixturePolicy:
     whiten_techniques: tuple = ("ftir",)
     #: a component must carry ``min_chi2`` of evidence with the residual weighted by noise plus misfit in
     #: proportion to the other components' local signal (``MixtureModel._misfit_filler``; not applied to a
-    #: model holding an alarm-class component): a band-shape misfit is not filled with another substance
+    #: model holding an alarm-class component but as ``misfit_test_classes`` says): a band-shape misfit is
+    #: not filled with another substance
     misfit_weights: bool = True
     #: ... and asked of an alarm-class component of these classes too, when it is the model's only alarm-class
     #: component and the model's base is two or more benign components of ``BENIGN_BASE_SHARE`` of the signal
