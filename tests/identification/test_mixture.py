@@ -311,3 +311,46 @@ def test_the_screening_matrix_and_bases_are_cached_and_mapped_by_the_next_model(
     # a cache directory that cannot be written (a file stands where it should be)
     monkeypatch.setenv("FOL_CACHE_DIR", str(screens[0]))
     assert decisions(MixtureModel(peak_section, cache_key="ab" * 32)) == plain
+
+
+def classed_wing_section(filler_class: str):
+    """``wing_section`` with an alarm-flagged filler of class ``filler_class``."""
+    section, lib, shoulder = wing_section(alarm_filler=True)
+    names = list(lib)
+    classes = [filler_class if n == "filler" else "cutting-agent" for n in names]
+    raw = np.stack([lib[n] for n in names]) * 1000 + 50
+    section = make_section("raman", section.grid, raw, names, classes, [n == "filler" for n in names],
+                           ["computed"] * 4, ["t"] * 4, default_recipe("raman"))
+    return section, lib, shoulder
+
+
+def test_a_precursor_filling_a_two_agent_misfit_goes_an_analogue_never():
+    """On a 50:50 base of two benign substances, an alarm-class filler of the main band's wing goes when it
+    is a precursor (``misfit_test_classes``), stays when it is a fentanyl analogue; on one benign agent
+    both stay (the model is left as before)."""
+    rng = np.random.default_rng(13)
+    for cls, kept in (("fentanyl-precursor", False), ("fentanyl-analogue", True)):
+        section, lib, shoulder = classed_wing_section(cls)
+        y = 1000 * (0.5 * lib["main"] + 0.5 * lib["other"] + shoulder) + 200 + 0.3 * rng.standard_normal(
+            section.grid.size)
+        names = [n for n, _ in fitted(section, y)]
+        assert ("filler" in names) == kept, (cls, names)
+        assert sorted(n for n, _ in fitted(section, y, misfit_test_classes=())) == ["filler", "main", "other"]
+        single = 1000 * (lib["main"] + shoulder) + 200 + 0.3 * rng.standard_normal(section.grid.size)
+        assert fitted(section, single) == fitted(section, single, misfit_test_classes=())
+        assert "filler" in [n for n, _ in fitted(section, single)]
+
+
+def test_an_alarm_filler_of_a_two_agent_misfit_is_tested_only_when_asked():
+    """``misfit_test_classes`` names the classes tested: an alarm-flagged 'filler' of class cutting-agent goes
+    only when its class is named; by default a model with it is left exactly as before."""
+    section, lib, shoulder = wing_section(alarm_filler=True)
+    rng = np.random.default_rng(13)
+    y = 1000 * (0.5 * lib["main"] + 0.5 * lib["other"] + shoulder) + 200 + 0.3 * rng.standard_normal(section.grid.size)
+    default = fitted(section, y)
+    assert default == fitted(section, y, misfit_weights=False)
+    assert "filler" in [n for n, _ in default]
+    assert sorted(n for n, _ in fitted(section, y, misfit_test_classes=("cutting-agent",))) == ["main", "other"]
+    # one benign agent only: the option does not apply
+    single = 1000 * (lib["main"] + shoulder) + 200 + 0.3 * rng.standard_normal(section.grid.size)
+    assert fitted(section, single, misfit_test_classes=("cutting-agent",)) == fitted(section, single)
