@@ -706,7 +706,14 @@ class MixtureModel:
             if k >= 2:
                 from scipy.ndimage import uniform_filter1d
 
+                from fol.preprocess.steps import resample
+
+                # the recipe's pixel steps (dead pixels, cosmic-ray spikes) on the pixels the
+                # detector gave: the mean would first smear a spike over k + its width pixels
+                x0 = x
+                x, Y = self.recipe.before_resample(x, Y)
                 Y = uniform_filter1d(np.asarray(Y, dtype=np.float64), k, axis=1, mode="nearest")
+                return resample(x, Y, grid=self.grid)[1], self.mask_for(x0)
         return self.recipe.to_grid(x, Y, self.grid), self.mask_for(x)
 
     def fit(self, y: np.ndarray, mask: np.ndarray | None = None, start=()) -> MixtureFit:

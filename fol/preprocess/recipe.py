@@ -172,9 +172,15 @@ class Recipe:
         (For Raman: fill dead pixels, remove cosmic-ray spikes, resample. No baseline
         correction, no smoothing, no normalisation: mixture analysis models those itself.)
         """
+        x, Y = self.before_resample(x, Y)
+        return STEPS["resample"](x, Y, grid=grid)[1]
+
+    def before_resample(self, x: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The steps before ``resample`` on the spectrum's own pixels (fill dead pixels, despike):
+        for a caller that bins the pixels before resampling, which must not smear a spike first."""
         for s in self._steps[: self._resample_at]:
             x, Y = STEPS[s["step"]](x, Y, **{k: v for k, v in s.items() if k != "step"})
-        return STEPS["resample"](x, Y, grid=grid)[1]
+        return x, Y
 
     def _run(self, x: np.ndarray, Y: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
         """Apply the steps, tracking ``measured``: the points that carry measured signal."""
@@ -207,7 +213,7 @@ def default_recipe(technique: str) -> Recipe:
         return Recipe(
             [
                 {"step": "fill_nan"},
-                {"step": "despike", "threshold": 6.0},
+                {"step": "despike", "method": "edges", "threshold": 6.0, "max_width": 3, "ratio": 3.0},
                 {"step": "resample"},
                 {"step": "baseline", "method": "imodpoly", "poly_order": 5, "tol": 0.03},
                 {"step": "smooth", "window": 7, "polyorder": 3},

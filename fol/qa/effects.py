@@ -36,7 +36,7 @@ Raman:
   differs by a smooth multiplicative response;
 * ``fluorescence``: a broad background (exponential, hump, or sloped) many times the bands;
 * ``etalon``: fringes of a back-thinned CCD in the NIR (a few % modulation, period 5-40 cm-1);
-* ``cosmic``: one-pixel spikes;
+* ``cosmic``: spikes of 1-3 pixels (CCD cosmic-ray events);
 * ``vendor_processed``: the instrument's own baseline removal and intensity correction
   (the export is already baseline-subtracted with a rolling minimum, and scaled).
 
@@ -204,13 +204,35 @@ def etalon(x, y, depth: float, period: float, rng):
     return y * (1.0 + depth * np.sin(2 * np.pi * x / period + rng.uniform(0, 2 * np.pi)))
 
 
-def cosmic(y, count: int, rng, height: float = 3.0):
-    """``count`` one-to-two-pixel spikes of ``height`` (up to) times the strongest band."""
+def cosmic(y, count: int, rng, height: float = 3.0, max_width: int = 1):
+    """``count`` cosmic-ray spikes, each (0.5 .. ``height``) times the strongest band on its peak pixel.
+
+    ``max_width`` > 1: each spike is 1 .. ``max_width`` (at most 3) pixels wide: a CCD event spreads its
+    charge from the hit pixel into its neighbours, each 10-60 % of the pixel nearer the hit (a peaked,
+    contiguous profile: a neighbour on either side, or two on one side). ``max_width`` 1 draws nothing
+    more than the one-pixel spikes of earlier versions (same random stream).
+    """
     y = y.copy()
     peak = float(np.max(y)) or 1.0
     for _ in range(count):
         i = int(rng.integers(0, y.size - 1))
-        y[i] += peak * rng.uniform(0.5, height)
+        h = peak * rng.uniform(0.5, height)
+        y[i] += h
+        if max_width > 1:
+            w = int(rng.integers(1, min(max_width, 3) + 1))
+            side = int(rng.choice([-1, 1]))
+            if w == 2:
+                spread = [(side, rng.uniform(0.1, 0.6))]
+            elif w == 3 and rng.uniform() < 0.5:
+                spread = [(-1, rng.uniform(0.1, 0.6)), (1, rng.uniform(0.1, 0.6))]
+            elif w == 3:
+                a = rng.uniform(0.1, 0.6)
+                spread = [(side, a), (2 * side, a * rng.uniform(0.1, 0.6))]
+            else:
+                spread = []
+            for o, f in spread:
+                if 0 <= i + o < y.size:
+                    y[i + o] += h * f
     return y
 
 

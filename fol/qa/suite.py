@@ -529,9 +529,9 @@ RAMAN_LIB_RESOLUTION = 8.0
 RAMAN_PAIRS = ["acetaminophen", "caffeine", "lactose", "sucrose", "glucose", "Sodium Bicarbonate", "calcium carbonate",
                "Ibuprofen"]
 RAMAN_SETTINGS = {
-    "moderate": dict(laser=(785.0,), fluor=(0.0, 2.0), etalon=(0.0, 0.02), period=(5.0, 40.0), cosmic=(0, 2),
+    "moderate": dict(laser=(785.0,), fluor=(0.0, 2.0), etalon=(0.0, 0.02), period=(5.0, 40.0), cosmic=(0, 2), cosmic_width=3,
                      offset=2.0, resolution=(6.0, 10.0), vendor=0.0, snr=(100.0, 1000.0)),
-    "harsh": dict(laser=(532.0, 1064.0), fluor=(0.0, 10.0), etalon=(0.0, 0.05), period=(5.0, 40.0), cosmic=(0, 5),
+    "harsh": dict(laser=(532.0, 1064.0), fluor=(0.0, 10.0), etalon=(0.0, 0.05), period=(5.0, 40.0), cosmic=(0, 5), cosmic_width=3,
                   offset=6.0, resolution=(6.0, 16.0), vendor=1.0, snr=(30.0, 300.0)),
 }
 RAMAN_EFFECTS = ("excitation", "fluorescence", "resolution", "calibration", "etalon", "noise", "cosmic", "vendor")
@@ -582,7 +582,7 @@ def raman_query(refs, truth: dict, active: set[str], s: dict, rng) -> tuple[np.n
         sigma = band / snr * np.sqrt(np.maximum(yo, 0.0) / band + 0.05)
         yo = yo + rng.normal(0.0, 1.0, yo.shape) * sigma
     if "cosmic" in active:
-        yo = fx.cosmic(yo, int(rng.integers(s["cosmic"][0], s["cosmic"][1] + 1)), rng)
+        yo = fx.cosmic(yo, int(rng.integers(s["cosmic"][0], s["cosmic"][1] + 1)), rng, max_width=s["cosmic_width"])
     if "vendor" in active and rng.uniform() < s["vendor"]:
         yo = fx.vendor_processed(xo, yo)
     return xo, yo * 1000.0

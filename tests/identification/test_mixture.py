@@ -354,3 +354,22 @@ def test_an_alarm_filler_of_a_two_agent_misfit_is_tested_only_when_asked():
     # one benign agent only: the option does not apply
     single = 1000 * (lib["main"] + shoulder) + 200 + 0.3 * rng.standard_normal(section.grid.size)
     assert fitted(section, single, misfit_test_classes=("cutting-agent",)) == fitted(section, single)
+
+
+def test_prepare_despikes_on_the_detector_pixels_before_binning(peak_section):
+    """A 1 cm-1 export on the 2 cm-1 grid is binned (moving mean) before resampling: the recipe's
+    despike runs first, on the pixels the spike hit, not on a mean that smeared a 3-pixel event
+    over 4 pixels (wider than ``max_width``)."""
+    from scipy.ndimage import uniform_filter1d
+
+    from fol.spectrum import SpectrumBatch
+
+    model = MixtureModel(peak_section)
+    x = np.arange(150.0, 2100.0, 1.0)
+    y = 1000.0 * lorentz(x, [520.0, 1001.0], [1.0, 0.6], 8.0) + 50.0
+    spiked = y.copy()
+    spiked[699:702] += [1200.0, 2500.0, 1000.0]  # 849-851 cm-1: a cosmic ray over 3 pixels
+    raw, _ = model.prepare(SpectrumBatch(x, np.stack([y, spiked]), "raman", "counts"))
+    assert np.max(np.abs(raw[1] - raw[0])) < 5.0  # of 1000-count bands
+    smeared = model.recipe.to_grid(x, uniform_filter1d(spiked[None], 2, axis=1, mode="nearest"), model.grid)
+    assert np.max(np.abs(smeared[0] - raw[0])) > 500.0  # binned first, the spike stays

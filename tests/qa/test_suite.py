@@ -66,6 +66,22 @@ def enfsi(enfsi_library):
     return lib, sec, suite.load_references(REAL / "enfsi_ir", sec)
 
 
+def test_cosmic_rays_are_one_to_three_contiguous_peaked_pixels():
+    y = np.zeros(2000)
+    one = fx.cosmic(y, 5, np.random.default_rng(7))
+    assert np.count_nonzero(one) == 5  # max_width 1: one pixel each, the stream of earlier versions
+    widths = []
+    for seed in range(200):
+        out = fx.cosmic(y, 1, np.random.default_rng(seed), max_width=3)
+        hit = np.flatnonzero(out)
+        assert hit.size in (1, 2, 3) and np.all(np.diff(hit) == 1)
+        top = int(np.argmax(out[hit]))
+        assert np.all(np.diff(out[hit][: top + 1]) > 0) and np.all(np.diff(out[hit][top:]) < 0)  # peaked
+        widths.append(hit.size)
+    assert set(widths) == {1, 2, 3}
+    assert suite.RAMAN_SETTINGS["harsh"]["cosmic_width"] == 3
+
+
 def test_references_are_the_library_records(enfsi):
     _, sec, refs = enfsi
     assert set(refs) == set(sec.names) and all(np.isclose(y.max(), 1.0) for _, y in refs.values())
