@@ -214,7 +214,7 @@ class MixturePolicy:
     #: ... and let that second selection screen the library against its residuals (not only choose among the
     #: first pass's components). Measured and **not used** (docs/identification.md): the suite's two-agent base
     #: rows gain (development seed, all moderate 47 / 85 -> 80 / 100 % at 5 / 10 %), but stimulant fillers enter
-    #: caffeine + procaine (cautions on benign up by 0.8-2.5 points in 12 rows, false alarms 0 -> 0.8 % in two)
+    #: caffeine + procaine (cautions on benign up by 0.8-2.5 points in 13 of 17 rows, false alarms 0 -> 0.8 % in two)
     rescreen_reregistered: bool = False
     #: FTIR: liquid-water bands (moisture) as nuisance columns of the baseline, never reported
     water: bool = False
