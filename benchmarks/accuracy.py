@@ -192,7 +192,12 @@ def run_suite(args) -> int:
         n_benign = sum(k == "benign" for k, _, _ in kinds)
         print(f"n per row: {n_pure} pure, {n_mix} per analogue fraction ({n_mix // max(n_cuts, 1)} analogues x "
               f"{n_cuts} cutting agents), {n_benign} benign (cutting agents/adulterants alone and 50:50 pairs, "
-              f"x{BENIGN_REPEATS}). Rates in %.\n")
+              f"x{BENIGN_REPEATS}). Rates in %.")
+        n_two = sum(k == "mixture" for k, _, _ in suite.two_agent_samples(sec, refs)) // len(suite.FRACTIONS)
+        n_bases = len([1 for a, b in suite.TWO_AGENT_BASES if a in refs and b in refs])
+        print(f"'two-agent base' rows: only analogues, {n_two} per fraction ({n_two // max(n_bases, 1)} analogues x "
+              f"{n_bases} 50:50 bases: {', '.join(f'{a} + {b}' for a, b in suite.TWO_AGENT_BASES)}); "
+              f"no pure or benign queries (n/a).\n")
         if not args.raman_only:
             print(suite.HEADER)
             print("|" + "---|" * 9)

@@ -37,6 +37,9 @@ ALARM_CLASS = "fentanyl-analogue"
 CUTS = ["lactose", "mannitol", "caffeine", "acetaminophen", "sucrose"]
 BENIGN_PAIRS = ["lactose", "mannitol", "caffeine", "acetaminophen", "sucrose", "benzocaine", "lidocaine", "procaine"]
 FRACTIONS = (0.05, 0.10, 0.25)
+#: 50:50 two-agent bases of the ``two-agent base`` rows: neighbouring ``CUTS`` (each agent in two bases), a typical
+#: street sample (an analogue in a mix of two cutting agents, e.g. caffeine + paracetamol)
+TWO_AGENT_BASES = tuple((CUTS[i], CUTS[(i + 1) % len(CUTS)]) for i in range(len(CUTS)))
 FINE = fx.fine_axis(560.0, 4000.0, 0.5)
 OUT_RANGE = (600.0, 4000.0)
 #: shares of signal are in units of the strongest band above this (the library grid starts at 650 cm-1)
@@ -152,9 +155,18 @@ def samples(section, refs: dict, repeats: int = 1) -> list[tuple[str, dict, floa
     return out
 
 
-def make_queries(section, refs, active: set[str], setting: dict, rng, repeats: int = 1) -> list[Query]:
+def two_agent_samples(section, refs) -> list[tuple[str, dict, float | None]]:
+    """(kind, truth, fraction) of the ``two-agent base`` rows: every analogue at each fraction in every base of
+    ``TWO_AGENT_BASES`` (the rest of the signal shared equally by the two agents); no pure or benign queries."""
+    analogues = [nm for nm, c in zip(section.names, section.classes) if c == ALARM_CLASS and nm in refs]
+    bases = [(a, b) for a, b in TWO_AGENT_BASES if a in refs and b in refs]
+    return [("mixture", {an: f, a: (1.0 - f) / 2, b: (1.0 - f) / 2}, f)
+            for f in FRACTIONS for an in analogues for a, b in bases]
+
+
+def make_queries(section, refs, active: set[str], setting: dict, rng, repeats: int = 1, kinds=None) -> list[Query]:
     out = []
-    for kind, truth, f in samples(section, refs, repeats):
+    for kind, truth, f in (samples(section, refs, repeats) if kinds is None else kinds):
         x, y = apply_effects(on_fine(refs, truth), active, setting, rng)
         out.append(Query(kind, truth, f, x, y))
     return out
@@ -224,15 +236,26 @@ def conditions() -> list[tuple[str, set[str], str]]:
     return rows
 
 
+def two_agent_conditions() -> list[tuple[str, set[str], str]]:
+    """The ``two-agent base`` rows (analogues in 50:50 two-agent bases only): none, all moderate, all harsh."""
+    return [("two-agent base, none", set(), "moderate"), ("two-agent base, all moderate", set(EFFECTS), "moderate"),
+            ("two-agent base, all harsh", set(EFFECTS), "harsh")]
+
+
 def run(identifier, section, refs, seed: int, only: list[str] | None = None, repeats: int = 3,
         progress=None) -> list[tuple[str, dict]]:
-    """Every condition's row (``only``: labels to run), seeded per condition."""
+    """Every condition's row (``only``: labels to run), seeded per condition; then the ``two-agent base`` rows,
+    each with a stream of its own (``[seed, 300 + i]``), so that the other rows' draws are unchanged."""
     out = []
-    for i, (label, active, setting) in enumerate(conditions()):
+    rows = [(label, active, setting, [seed, i], None) for i, (label, active, setting) in enumerate(conditions())]
+    two = two_agent_samples(section, refs)
+    rows += [(label, active, setting, [seed, 300 + i], two)
+             for i, (label, active, setting) in enumerate(two_agent_conditions())]
+    for label, active, setting, stream, kinds in rows:
         if only and not any(o in label for o in only):
             continue
-        rng = np.random.default_rng([seed, i])
-        queries = make_queries(section, refs, active, SETTINGS[setting], rng, repeats)
+        rng = np.random.default_rng(stream)
+        queries = make_queries(section, refs, active, SETTINGS[setting], rng, repeats, kinds)
         results = analyse(identifier, queries)
         row = score(section, queries, results)
         out.append((label, row))

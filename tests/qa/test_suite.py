@@ -152,3 +152,22 @@ def test_charisma_pairs_cross_set_ups_and_name_materials():
         assert {Path(f).parent for f in lib_files}.isdisjoint({Path(f).parent for f in query_files})
         lasers = {Path(lib_files[0]).parent.name[-3:], Path(query_files[0]).parent.name[-3:]}
         assert ("other laser" in label) == (len(lasers) == 2)
+
+
+def test_two_agent_base_rows_are_analogues_in_50_50_pairs_of_cutting_agents(enfsi):
+    """The ``two-agent base`` rows: every analogue at each fraction in every base of neighbouring ``CUTS``
+    (23 x 5 = 115 per fraction on ENFSI), the rest shared equally; their own rows after the other conditions,
+    which keep their streams (``conditions()`` is unchanged by them)."""
+    _, sec, refs = enfsi
+    kinds = suite.two_agent_samples(sec, refs)
+    analogues = [n for n, c in zip(sec.names, sec.classes) if c == suite.ALARM_CLASS]
+    assert len(suite.TWO_AGENT_BASES) == 5 and all(a in suite.CUTS and b in suite.CUTS for a, b in suite.TWO_AGENT_BASES)
+    assert len(kinds) == len(suite.FRACTIONS) * len(analogues) * 5
+    for kind, truth, f in kinds:
+        base = [v for n, v in truth.items() if n not in analogues]
+        assert kind == "mixture" and len(truth) == 3 and np.isclose(sum(truth.values()), 1.0)
+        assert np.allclose(base, (1.0 - f) / 2)
+    labels = [c[0] for c in suite.conditions()]
+    assert not any("two-agent" in lb for lb in labels)
+    assert [c[0] for c in suite.two_agent_conditions()] == ["two-agent base, none", "two-agent base, all moderate",
+                                                            "two-agent base, all harsh"]
