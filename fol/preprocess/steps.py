@@ -179,13 +179,17 @@ def _despike_edges(Y: np.ndarray, threshold: float, max_width: int, ratio: float
     spike = np.zeros((m, n), dtype=bool)
     i = np.arange(n)
     for w in range(1, max_width + 1):
-        start = i[: n - w + 1] + pad  # first pixel of the run, in P
-        low = P[:, start]
+        runs = n - w + 1
+
+        def at(c: int, a: np.ndarray = P) -> np.ndarray:
+            """``a`` at offset ``c`` from the first pixel of every run of ``w`` pixels (a view)."""
+            return a[:, pad + c: pad + c + runs]
+
+        low = at(0)
         for k in range(1, w):
-            low = np.minimum(low, P[:, start + k])
-        left, right = P[:, start - 1], P[:, start + w]
-        jump = low - np.maximum(left, right)
-        beyond = np.maximum.reduce([step[:, start - 2], step[:, start - 3], step[:, start + w], step[:, start + w + 1]])
+            low = np.minimum(low, at(k))
+        jump = low - np.maximum(at(-1), at(w))
+        beyond = np.maximum(np.maximum(at(-2, step), at(-3, step)), np.maximum(at(w, step), at(w + 1, step)))
         hit = (jump > floor) & (jump > ratio * w * beyond)
         for k in range(w):
             spike[:, k : n - w + 1 + k] |= hit
