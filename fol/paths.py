@@ -56,6 +56,22 @@ def save_npz(path: str | Path, **arrays) -> Path:
     return path
 
 
+def save_npy(path: str | Path, array) -> Path:
+    """``np.save`` to ``path`` (no pickle), atomically as ``save_npz``: a reader (a worker memory-mapping
+    it) never sees half a file."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def cache_file(kind: str, version: int, *key: str) -> Path:
     """``cache_dir()/<kind>-v<version>-<key>-....npz``, with unsafe characters dropped from the key."""
     parts = ["".join(c for c in str(k) if c.isalnum() or c in "-_.")[:80] for k in key]

@@ -359,18 +359,11 @@ def _write_screening(path, out: np.ndarray) -> np.ndarray:
     """Best effort: written beside ``path`` and renamed into place (a reader sees all of it or nothing),
     then mapped, so that this process shares the pages too. A cache that cannot be written costs only
     making the matrix again in the next process."""
-    import os
+    from fol.paths import save_npy
 
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(tmp, out, allow_pickle=False)
-        os.replace(tmp, path)
+        save_npy(path, out)
     except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         return out
     mapped = _read_screening(path, out.shape)
     return out if mapped is None else mapped
