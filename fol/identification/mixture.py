@@ -309,7 +309,7 @@ def cached_baseline_basis(grid: np.ndarray, segments: int) -> np.ndarray:
             basis = np.array(z["basis"], dtype=np.float64)
         if basis.shape == (grid.size, segments + 3) and np.all(np.isfinite(basis)):
             return basis
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         pass
     basis = baseline_basis(grid, segments)
     try:
@@ -350,7 +350,7 @@ def _read_screening(path, shape) -> np.ndarray | None:
     OS page cache); None if absent or not of the expected shape and type (then it is made again)."""
     try:
         out = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file
         return None
     return out if out.shape == shape and out.dtype == np.float32 else None
 

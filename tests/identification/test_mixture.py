@@ -373,3 +373,41 @@ def test_prepare_despikes_on_the_detector_pixels_before_binning(peak_section):
     assert np.max(np.abs(raw[1] - raw[0])) < 5.0  # of 1000-count bands
     smeared = model.recipe.to_grid(x, uniform_filter1d(spiked[None], 2, axis=1, mode="nearest"), model.grid)
     assert np.max(np.abs(smeared[0] - raw[0])) > 500.0  # binned first, the spike stays
+
+
+@pytest.mark.parametrize("damage", ["empty", "header only", "wrong shape", "float64", "pickled objects",
+                                    "a directory", "random bytes"])
+def test_a_broken_screening_cache_is_made_again_not_trusted(peak_section, tmp_path, monkeypatch, damage):
+    """Malformed-input table of the cached screening matrix (``mixscreen-*.npy``): whatever stands at its
+    path, the model makes the matrix itself and fits as without a cache."""
+    import shutil
+
+    monkeypatch.setenv("FOL_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(4)
+    refs = MixtureModel(peak_section).refs
+    y = measured(peak_section.grid, 0.6 * refs[2] + 0.4 * refs[5], rng, snr=300)
+    plain = [(c.row, round(c.fraction, 9)) for c in MixtureModel(peak_section).fit(y).components]
+    MixtureModel(peak_section, cache_key="ef" * 32)
+    path = next((tmp_path / "cache").glob("mixscreen-v*.npy"))
+    good = np.load(path)
+    path.unlink()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "header only":
+        path.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (99999999, 901), }")
+    elif damage == "wrong shape":
+        np.save(path, good[:-1])
+    elif damage == "float64":
+        np.save(path, good.astype(np.float64))
+    elif damage == "pickled objects":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif damage == "a directory":
+        path.mkdir()
+    else:
+        path.write_bytes(rng.bytes(5000))
+    for basis in (tmp_path / "cache").glob("bsplinebasis-v*.npz"):  # the bases' cache, broken the same way
+        basis.write_bytes(b"" if damage == "empty" else rng.bytes(300))
+    model = MixtureModel(peak_section, cache_key="ef" * 32)
+    assert [(c.row, round(c.fraction, 9)) for c in model.fit(y).components] == plain
+    if damage == "a directory":
+        shutil.rmtree(path)
