@@ -136,6 +136,8 @@ REG_MIN_GAIN = 0.02
 SCREEN_RANKED = 3
 #: library rows whose rays on a mask ``MixtureModel._ray_rows`` keeps (~30 kB each on a 900-point grid)
 RAY_CACHE_ROWS = 1024
+#: masks (and line widths) whose projected rays ``MixtureModel._ray_rows`` keeps, ``RAY_CACHE_ROWS`` rows each
+RAY_SLABS = 2
 #: library rows per block when the model is set up (references scaled, screening matrix)
 SETUP_ROWS = 256
 #: version of the cached screening matrix (``MixtureModel._screening``): raise it when its arithmetic changes
@@ -498,6 +500,40 @@ class ScaledReferences:
         return out if cols is None else out[..., cols]
 
 
+class _RaySlab:
+    """Projected rays ``[4, n]`` and their Gram matrices ``[4, 4]`` of up to ``capacity`` library rows, in two
+    preallocated arrays (least recently used rows out): a step's candidates are then one gather each
+    (``take``), not a Python list of arrays joined."""
+
+    def __init__(self, capacity: int, r: int, n: int):
+        self.rays = np.empty((capacity, r, n))
+        self.gram = np.empty((capacity, r, r))
+        self.slot: dict[int, int] = {}  # row -> slot, least recently used first
+
+    def touch(self, rows) -> list[int]:
+        """Mark the cached ``rows`` as just used; return the others (distinct, in order)."""
+        new = []
+        for j in dict.fromkeys(rows):
+            i = self.slot.pop(j, None)
+            if i is None:
+                new.append(j)
+            else:
+                self.slot[j] = i
+        return new
+
+    def put(self, j: int, rays: np.ndarray, gram: np.ndarray) -> None:
+        if len(self.slot) < len(self.rays):
+            i = len(self.slot)
+        else:  # reuse the least recently used slot (rows of the current step were touched last)
+            i = self.slot.pop(next(iter(self.slot)))
+        self.rays[i], self.gram[i] = rays, gram
+        self.slot[j] = i
+
+    def take(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.fromiter((self.slot[j] for j in rows), np.intp, len(rows))
+        return self.rays[idx], self.gram[idx]
+
+
 class MixtureModel:
     """Forward-selection mixture fitting against one library section (built once per section).
 
@@ -527,6 +563,7 @@ class MixtureModel:
             if self.policy.response_segments else None
         self._screen: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
         self._ray_cache: dict[tuple, np.ndarray] = {}
+        self._slabs: dict[tuple, _RaySlab] = {}
         self._screening(self.default_mask)
 
     def __len__(self) -> int:
@@ -731,7 +768,7 @@ class MixtureModel:
         (``fol.search.topk.top_k``: the ranking is canonical, so a row's fit does not depend on
         the other rows in the batch). The same fits as one ``fit`` per row.
         """
-        from fol.search.topk import top_k
+        from fol.search.topk import top_k_indices
 
         mask = self.default_mask if mask is None else mask
         q, screen, screen_norm = self._screening(mask)
@@ -766,8 +803,8 @@ class MixtureModel:
                     advance(i, xi)
             rows = [i for i in pending if not isinstance(pending[i], _Solve)]
             if rows:
-                ranked, _ = top_k(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
-                                  max_norm=screen_norm)
+                ranked = top_k_indices(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
+                                       max_norm=screen_norm)
                 for i, r in zip(rows, ranked):
                     advance(i, r)
         return fits  # type: ignore[return-value]
@@ -1074,25 +1111,29 @@ class MixtureModel:
         transposed), and their Gram matrices ``[len(rows), 4, 4]``.
 
         The candidates of successive steps and of the spectra of a batch are mostly the same
-        few look-alikes, so rows are kept in a bounded cache (``RAY_CACHE_ROWS``, least
+        few look-alikes, so rows are kept in bounded caches (``RAY_CACHE_ROWS`` rows, least
         recently used out): with the model's own projector of the mask (``_screening``; not
         one extended per spectrum, as the FTIR dispersion column does) the projected rays and
-        their Gram matrix, else the rays on the mask. Every row is computed on its own (the
+        their Gram matrix (``_RaySlab``, one per mask and width, ``RAY_SLABS`` of them), else the
+        rays on the mask. Every row is computed on its own (the
         sparse product computes each column on its own, the projection is per row), so a row
         from the cache is the one computed afresh, whatever else was in the batch.
         """
         mkey = mask.tobytes()
         key = (mkey, float(width))
         if q is self._screen.get(mkey, (None,))[0]:
-            have = self._cached(("p",) + key, rows)
-            new = [j for j in dict.fromkeys(rows) if j not in have]
+            slab = self._slabs.pop(key, None)
+            if slab is None:
+                slab = _RaySlab(RAY_CACHE_ROWS, 4, int(mask.sum()))
+                while len(self._slabs) >= RAY_SLABS:
+                    self._slabs.pop(next(iter(self._slabs)))
+            self._slabs[key] = slab  # most recently used last
+            new = slab.touch(rows)
             if new:
                 for j, raw in zip(new, self._raw_rays(key, new, mask, width, keep=False)):
                     p = raw - (raw @ q) @ q.T
-                    have[j] = self._store(("p",) + key, j, (p, p @ p.T))
-            m = len(rows)  # one C-level copy each (np.stack's per-array Python costs ~3x as much here)
-            return (np.concatenate([have[j][0] for j in rows]).reshape(m, 4, -1),
-                    np.concatenate([have[j][1] for j in rows]).reshape(m, 4, 4))
+                    slab.put(j, p, p @ p.T)
+            return slab.take(rows)
         raw = self._raw_rays(key, rows, mask, width, keep=True)
         p = np.stack([v - (v @ q) @ q.T for v in raw])
         return p, p @ np.swapaxes(p, 1, 2)

@@ -5,7 +5,7 @@ import pytest
 
 from fol.search.searcher import Searcher
 from fol.search.similarity import SIMILARITIES, PearsonSimilarity
-from fol.search.topk import top_k
+from fol.search.topk import top_k, top_k_indices
 
 
 def _normalised(rng, m, n):
@@ -47,6 +47,28 @@ def test_top_k_equals_brute_force_and_chunking_does_not_change_it(m):
     np.testing.assert_allclose(val, np.take_along_axis(brute, want, axis=1), rtol=1e-6)
     i1, v1 = top_k(lib, q[0], 10)  # 1-D query: GEMV path
     np.testing.assert_array_equal(i1, want[0])
+
+
+def test_top_k_indices_are_top_k_s_indices_through_near_ties():
+    """Indices only (mixture screening) rescore only near-ties of the rounded scores: the result must
+    be top_k's, in the same order, whatever the chunking, also where rows tie exactly, differ by
+    less than the rounding error of a float32 product, or tie at the k-th place."""
+    rng = np.random.default_rng(5)
+    base = _normalised(rng, 400, 256)
+    # exact duplicates, near-duplicates (below and around float32 rounding) and scaled copies
+    near = [base[:40] + eps * _normalised(rng, 40, 256) for eps in (1e-7, 1e-6, 1e-5, 1e-3)]
+    lib = np.vstack([base, base[:40], *near, 0.999999 * base[40:80]]).astype(np.float32)
+    lib = lib[rng.permutation(len(lib))]
+    q = np.vstack([base[:30] + 0.05 * _normalised(rng, 30, 256), _normalised(rng, 10, 256)]).astype(np.float32)
+    for k in (1, 5, 24, 60):
+        want, _ = top_k(lib, q, k)
+        np.testing.assert_array_equal(top_k_indices(lib, q, k), want)
+        np.testing.assert_array_equal(top_k_indices(lib, q, k, chunk_bytes=lib.shape[0] * 4 * 3), want)
+        np.testing.assert_array_equal(top_k_indices(lib, q[7], k), want[7])  # GEMV path
+    # the exact order of the canonical scores (ties to the lower index) is what both return
+    exact = np.multiply(lib[None], q[:, None], dtype=np.float64).sum(axis=-1)
+    order = np.lexsort((np.broadcast_to(np.arange(len(lib)), exact.shape), -exact), axis=1)[:, :24]
+    np.testing.assert_array_equal(top_k_indices(lib, q, 24), order)
 
 
 class _Section:
