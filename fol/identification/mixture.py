@@ -464,11 +464,13 @@ def effective_points(residual: np.ndarray, sigma: float = 0.0) -> float:
 
 
 def f_test(rss_small: float, rss_big: float, n: int, p_added: int, p_total: int, residual: np.ndarray,
-           sigma: float = 0.0) -> float:
-    """p-value of the partial F-test that the bigger model fits better, dof from ``effective_points``."""
+           sigma: float = 0.0, points: float | None = None) -> float:
+    """p-value of the partial F-test that the bigger model fits better, dof from ``effective_points``
+    (``points``: ``effective_points(residual, sigma)`` when the caller has it, e.g. testing every
+    component of one model against its residual)."""
     if rss_big <= 0:
         return 0.0
-    n_eff = effective_points(residual, sigma) * n / max(residual.size, 1)
+    n_eff = (effective_points(residual, sigma) if points is None else points) * n / max(residual.size, 1)
     dof = max(n_eff - p_total, 1.0)
     f = ((rss_small - rss_big) / p_added) / (rss_big / dof)
     return float(fdtrc(p_added, dof, f)) if f > 0 else 1.0
@@ -999,10 +1001,11 @@ class MixtureModel:
             else:
                 test_rss, test_resid, test_drops, test_sigma = rss, resid, drops, sigma
             worst = None
+            points = effective_points(test_resid, test_sigma)
             for i in range(k):
                 rss_without = drops[i]
                 p = f_test(test_drops[i], test_rss, test_resid.size, PARAMS_PER_COMPONENT, p_total, test_resid,
-                           test_sigma)
+                           test_sigma, points)
                 weak = (p >= pol.alpha or not self._enough(rss_without, rss, yp.size, sigma, yy)
                         or self._misfit_filler(i, chosen, cols, coef, resid, resid_without[i], sigma))
                 if weak and (worst is None or p > worst[1]):
@@ -1181,12 +1184,13 @@ class MixtureModel:
         shapes = np.stack([cols[:, 4 * i:4 * i + 4] @ coef[4 * i:4 * i + 4] for i in range(k)])
         total = amp.sum()
         comps = []
+        points = effective_points(resid, sigma)
         for i, row in enumerate(chosen):
             own = resid + shapes[i]
             rss_without = float(own @ own) if k == 1 else drops[i] if drops is not None else \
                 _nnls(np.delete(cols, np.s_[4 * i:4 * i + 4], axis=1), yp)[1] ** 2
             p = f_test(rss_without, rss, yp.size, PARAMS_PER_COMPONENT, n_baseline + PARAMS_PER_COMPONENT * k, resid,
-                       sigma)
+                       sigma, points)
             comps.append(Component(row, float(amp[i]), float(amp[i] / total) if total > 0 else 0.0,
                                    pearson(shapes[i], own), (rss_without - rss) / rss_without if rss_without > 0 else 0.0,
                                    p))
