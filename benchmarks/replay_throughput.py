@@ -187,13 +187,14 @@ def stage_table(stats: pstats.Stats) -> list[tuple[str, float]]:
             ("quality checks", cum("fol/identification/quality.py", "assess"))]
     for step in ("fill_nan", "despike", "resample", "baseline", "smooth", "normalize"):
         rows.append((f"preprocess: {step}", cum("fol/preprocess/steps.py", step, caller="_run")))
-    rows += [("search (GEMM + exact top-k)", cum("fol/search/topk.py", "top_k") - cum("fol/search/topk.py", "top_k",
-                                                                                     caller="fit_many")),
+    rows += [("search (GEMM + exact top-k)", cum("fol/search/topk.py", "top_k", caller="search")),
              ("hit lists", cum("fol/search/searcher.py", "hits")),
              ("mixture analysis (all)", cum("fol/identification/mixture.py", "fit_many")),
-             ("  of which screening (GEMM + top-k)", cum("fol/search/topk.py", "top_k", caller="fit_many")),
+             ("  of which screening (GEMM + top-k)", cum("fol/search/topk.py", "top_k_indices", caller="fit_many")),
+             ("  of which batched NNLS (nnls_gram)", cum("fol/identification/nnls.py", "nnls_gram", caller="fit_many")),
              ("  of which scipy.optimize.nnls", cum("scipy/optimize/_nnls.py", "nnls")),
-             ("class alarm", cum("fol/identification/pipeline.py", "_class_alarm")),
+             ("confidence (all components of a batch)", cum("fol/identification/pipeline.py", "_components")),
+             ("class alarm (a batch's remainders)", cum("fol/identification/pipeline.py", "_class_alarm")),
              ("decision", cum("fol/identification/decide.py", "decide")),
              ("JSON serialisation", cum("json/__init__.py", "dumps")),
              ("summary: metrics, regression", cum("fol/qa/replay.py", "add"))]

@@ -70,7 +70,8 @@ class ClassAlarm:
     negatives: int
 
     def probability(self, processed: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(processed).astype(np.float64) @ self.coef + self.intercept
+        # per row, the same number in any batch (``Calibration.probability`` says why not ``@``)
+        z = np.multiply(np.atleast_2d(processed).astype(np.float64), self.coef).sum(axis=1) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
 

@@ -89,7 +89,9 @@ class Calibration:
         x = np.atleast_2d(x)
         if x.shape[1] == len(ALL_FEATURES) and len(self.names) != len(ALL_FEATURES):
             x = x[:, [ALL_FEATURES.index(f) for f in self.names]]
-        z = x @ self.coef + self.intercept
+        # an elementwise product summed per row, not ``x @ coef``: a matrix-vector product rounds a row
+        # differently with the number of rows, this gives each row the same number in any batch
+        z = np.multiply(x, self.coef).sum(axis=1) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_json(self) -> str:

@@ -118,51 +118,60 @@ class Identifier:
             self._settings[technique] = (policy, self.calibration or (stored[0] if stored else default_calibration(technique)))
         return self._settings[technique]
 
-    def _components(self, section, calibration, fit) -> list[dict]:
-        """Components (result-format dicts, most abundant first) of one row's mixture fit."""
-        from fol.identification.confidence import features
+    def _components(self, section, calibration, fits: dict) -> dict:
+        """Components (result-format dicts, most abundant first) of every row's mixture fit, ``{row: [...]}``:
+        the confidences of all components of the batch in one ``calibration.probability`` call (row by
+        row the same numbers: its reduction does not depend on the batch)."""
+        from fol.identification.confidence import ALL_FEATURES, features
 
-        comps = []
-        for i, c in enumerate(fit.components):
+        rows = [(r, i, c) for r, fit in fits.items() for i, c in enumerate(fit.components)]
+        x = np.array([features(c, fits[r], i == 0) for r, i, c in rows]).reshape(len(rows), len(ALL_FEATURES))
+        conf = calibration.probability(x) if rows else np.empty(0)
+        out: dict = {r: [] for r in fits}
+        for (r, _, c), p in zip(rows, conf):
             j = c.row
-            conf = float(calibration.probability(features(c, fit, i == 0))[0])
-            comps.append({"name": section.names[j], "class": section.classes[j], "score": round(c.score, 4),
-                          "alarm": bool(section.alarm[j]), "provenance": section.provenance[j],
-                          "fraction": round(c.fraction, 4), "confidence": round(conf, 4)})
-        return comps
+            out[r].append({"name": section.names[j], "class": section.classes[j], "score": round(c.score, 4),
+                           "alarm": bool(section.alarm[j]), "provenance": section.provenance[j],
+                           "fraction": round(c.fraction, 4), "confidence": round(float(p), 4)})
+        return out
 
-    def _class_alarm(self, section, recipe, pol, gate, y, fit, comps) -> dict | None:
-        """The ``unlisted fentanyl-class compound`` component, if the class model calls what is left.
+    def _class_alarm(self, section, recipe, pol, gate, raw, fits: dict, comps: dict) -> dict:
+        """The ``unlisted fentanyl-class compound`` component of each row whose class model calls what is
+        left, ``{row: component}`` (rows without one are absent).
 
-        Only asked when no library analogue with confidence ≥ ``gate`` is among the
-        components (``gate`` None: asked regardless, see ``evidence``) and the components
-        leave a real signal unexplained: at least ``class_min_unexplained`` of the
-        spectrum and an rms residual of at least ``class_min_excess`` times the noise.
+        Asked only of rows with no library analogue of confidence ≥ ``gate`` among their
+        components (``gate`` None: asked regardless, see ``evidence``) whose components leave
+        a real signal unexplained: at least ``class_min_unexplained`` of the spectrum and an
+        rms residual of at least ``class_min_excess`` times the noise. The remainders of all
+        rows asked go through the recipe and the class model together (row by row the same
+        numbers as alone: the recipe and the model's reduction are per row).
         """
         from fol.identification import classalarm
         from fol.identification.quality import noise_sigma
-
-        if gate is not None and confident_analogue(comps, gate):
-            return None
-        sigma = float(noise_sigma(y[None, :])[0])
-        excess = np.sqrt(fit.rss / max(fit.residual.size, 1)) / sigma if sigma > 0 else np.inf
-        if 1.0 - fit.explained < pol.class_min_unexplained or excess < pol.class_min_excess:
-            return None
-        model = classalarm.for_section(self.library.sha256, section, persist=self.library.verified)
-        if model is None:
-            return None
         from fol.spectrum import SpectrumBatch
 
-        left = fit.remainder() if fit.corrected is not None else None
-        if left is None:
-            return None
-        x = recipe.apply(SpectrumBatch(section.grid, left[None, :], section.technique), section.grid).data
-        p = float(model.probability(x)[0])
-        if p < pol.class_threshold:
-            return None
-        return {"name": classalarm.COMPONENT_NAME, "class": classalarm.ALARM_CLASS, "score": round(p, 4),
-                "alarm": True, "provenance": "class-model", "fraction": None, "confidence": round(p, 4),
-                "class_only": True}
+        asked = []
+        for r, fit in fits.items():
+            if (gate is not None and confident_analogue(comps[r], gate)) or fit.corrected is None:
+                continue
+            sigma = float(noise_sigma(raw[r][None, :])[0])
+            excess = np.sqrt(fit.rss / max(fit.residual.size, 1)) / sigma if sigma > 0 else np.inf
+            if 1.0 - fit.explained >= pol.class_min_unexplained and excess >= pol.class_min_excess:
+                asked.append(r)
+        if not asked:
+            return {}
+        model = classalarm.for_section(self.library.sha256, section, persist=self.library.verified)
+        if model is None:
+            return {}
+        left = np.stack([fits[r].remainder() for r in asked])
+        x = recipe.apply(SpectrumBatch(section.grid, left, section.technique), section.grid).data
+        out = {}
+        for r, p in zip(asked, model.probability(x)):
+            if p >= pol.class_threshold:
+                out[r] = {"name": classalarm.COMPONENT_NAME, "class": classalarm.ALARM_CLASS, "score": round(float(p), 4),
+                          "alarm": True, "provenance": "class-model", "fraction": None, "confidence": round(float(p), 4),
+                          "class_only": True}
+        return out
 
     def evidence(self, batch: SpectrumBatch, *, source: str, entry: str, start_index: int = 0,
                  gate: float | None | bool = True) -> list[dict]:
@@ -196,18 +205,16 @@ class Identifier:
             quality = assess(sub, section.grid)
             processed = recipe.apply(sub, section.grid)
             found = searcher.search(processed.data, self.top)
-            fits = {}
+            fits, raw = {}, None
             if model is not None:  # mixture analysis of every analysable row, screened together
                 raw, mask = model.prepare(sub)
                 todo = [r for r in range(valid.size) if r not in processed.invalid]
                 fits = dict(zip(todo, model.fit_many(raw[todo], mask, [found.indices[r, :START_HITS] for r in todo])))
+            all_comps = self._components(section, calibration, fits)
+            unlisted_of = self._class_alarm(section, recipe, pol, gate, raw, fits, all_comps) if self.class_alarm else {}
             for r, i in enumerate(valid):
                 second = searcher.hit(found.second[r], 0.0) if found.second[r] >= 0 else None
-                comps = unlisted = None
-                if r in fits:
-                    comps = self._components(section, calibration, fits[r])
-                    if self.class_alarm:
-                        unlisted = self._class_alarm(section, recipe, pol, gate, raw[r], fits[r], comps)
+                comps, unlisted = all_comps.get(r), unlisted_of.get(r)
                 hits, comps = substances.apply(section, searcher.hits(found, r), found.indices[r], comps,
                                                [c.row for c in fits[r].components] if r in fits else [])
                 out[i] = {"where": where(int(i)), "hits": hits, "gap": float(found.gap[r]),

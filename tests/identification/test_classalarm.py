@@ -69,6 +69,39 @@ def test_unlisted_analogue_in_a_cutting_agent_raises_a_fentanyl_class_alarm():
     assert not r["alarm"] and r["verdict"] == "mixture"
 
 
+
+def test_a_batch_gets_each_row_s_class_alarm_and_confidences_as_alone():
+    """The class alarm and the confidences are computed for a whole batch at once: every row's result
+    (the unlisted-analogue component, its probability, each component's confidence) is what it gets alone."""
+    from fol.spectrum import SpectrumBatch
+
+    section, _ = scaffold_section()
+    reduced = section.subset(np.arange(20) != 3)
+    ident = Identifier(Library("mem", "scaffold", "sha-scaffold-without-3", "", "", {"raman": reduced}))
+    rng = np.random.default_rng(6)
+    raw = section.raw / section.raw.max(axis=1, keepdims=True)
+    rows = [a * raw[3] + (1 - a) * raw[b] for a, b in ((0.4, 10), (0.25, 12), (0.6, 9), (0.0, 10), (0.0, 15))]
+    rows += [0.5 * raw[10] + 0.5 * raw[12], raw[5]]
+    Y = np.vstack(rows) + 0.3 + 0.002 * rng.standard_normal((len(rows), raw.shape[1]))
+    together = ident.analyse(SpectrumBatch(section.grid, Y, "raman"), source="t", entry="e")
+    alone = [ident.analyse_spectrum(Spectrum(section.grid, y, "raman"), source="t", entry="e", index=i)
+             for i, y in enumerate(Y)]
+    assert together == alone
+    # the class model asked of every row with anything left (gate None, as the calibration asks it) and its
+    # probability kept whatever it is: the same per row too
+    from dataclasses import replace
+
+    from fol.identification.decide import DecisionPolicy
+
+    ident = Identifier(ident.library, policy=replace(DecisionPolicy(), class_min_unexplained=0.0, class_min_excess=0.0,
+                                                     class_threshold=0.0))
+    batch = ident.evidence(SpectrumBatch(section.grid, Y, "raman"), source="t", entry="e", gate=None)
+    single = [ident.evidence(SpectrumBatch(section.grid, y[None], "raman"), source="t", entry="e", start_index=i,
+                             gate=None)[0] for i, y in enumerate(Y)]
+    assert batch == single
+    assert sum(ev["unlisted"] is not None for ev in batch) >= 5  # the class model spoke
+    assert len({ev["unlisted"]["score"] for ev in batch if ev["unlisted"]}) >= 3
+
 @pytest.fixture(scope="module")
 def enfsi(enfsi_library):
     return load_library(enfsi_library).section("ftir")
