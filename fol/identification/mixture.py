@@ -157,6 +157,18 @@ class _Solve:
     x0: np.ndarray | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class _Rays:
+    """A forward step's request to ``fit_many``: the baseline-projected rays of library ``rows`` on ``mask``
+    (``MixtureModel._ray_rows``); it is sent ``(R, RR)``. ``fit_many`` first computes the rays of the rows no
+    cache holds for all spectra's requests at once (``MixtureModel._prefetch``)."""
+
+    rows: list
+    mask: np.ndarray
+    q: np.ndarray
+    width: float
+
+
 @dataclass(frozen=True)
 class MixturePolicy:
     """Settings of the forward selection (docs/identification.md explains the defaults)."""
@@ -805,6 +817,13 @@ class MixtureModel:
                 ends = np.cumsum([len(r.c) for r in reqs])
                 for i, xi in zip(rows, np.split(x, ends[:-1])):
                     advance(i, xi)
+            asks = [i for i in pending if isinstance(pending[i], _Rays)]
+            if asks:  # the rays no cache holds, for all spectra at once; then each spectrum's from the cache
+                self._prefetch([pending[i] for i in asks])
+                for i in asks:
+                    req = pending.pop(i)
+                    advance(i, self._ray_rows(req.rows, req.mask, req.q, req.width))
+                continue
             rows = [i for i in pending if not isinstance(pending[i], _Solve)]
             if rows:
                 ranked = top_k_indices(screen, np.stack([pending.pop(i) for i in rows]).astype(np.float32), k,
@@ -927,7 +946,7 @@ class MixtureModel:
             # every candidate's fit [cols | its four rays] ~ yp from normal equations (C'C once), solved
             # by fit_many together with the other spectra's; residuals from the columns (no cancellation)
             k = cols.shape[1]
-            R, RR = self._ray_rows(pool, mask, q, width)
+            R, RR = yield _Rays(pool, mask, q, width)
             G, c, yy = gram_rows(cols, R, yp, RR)
             x = yield _Solve(G, c, yy, np.broadcast_to(np.r_[coef, np.zeros(4)], c.shape))
             r = yp[None, :] - x[:, :k] @ cols.T - np.einsum("mrn,mr->mn", R, x[:, k:])
@@ -1127,12 +1146,7 @@ class MixtureModel:
         mkey = mask.tobytes()
         key = (mkey, float(width))
         if q is self._screen.get(mkey, (None,))[0]:
-            slab = self._slabs.pop(key, None)
-            if slab is None:
-                slab = _RaySlab(RAY_CACHE_ROWS, 4, int(mask.sum()))
-                while len(self._slabs) >= RAY_SLABS:
-                    self._slabs.pop(next(iter(self._slabs)))
-            self._slabs[key] = slab  # most recently used last
+            slab = self._slab(key, mask)
             new = slab.touch(rows)
             if new:
                 for j, raw in zip(new, self._raw_rays(key, new, mask, width, keep=False)):
@@ -1142,6 +1156,39 @@ class MixtureModel:
         raw = self._raw_rays(key, rows, mask, width, keep=True)
         p = np.stack([v - (v @ q) @ q.T for v in raw])
         return p, p @ np.swapaxes(p, 1, 2)
+
+    def _prefetch(self, asks: list[_Rays]) -> None:
+        """Put the projected rays of the rows ``asks`` need that no slab holds into the slabs, computed together
+        (one sparse product per mask and width instead of one per spectrum; every row's numbers are those
+        computed alone, ``_ray_rows``). Requests with a projector of their own (FTIR dispersion) are left to
+        ``_ray_rows``. At most half a slab per key, so that nothing prefetched is evicted before it is used."""
+        groups: dict[tuple, list[_Rays]] = {}
+        for a in asks:
+            mkey = a.mask.tobytes()
+            if a.q is self._screen.get(mkey, (None,))[0]:
+                groups.setdefault((mkey, float(a.width)), []).append(a)
+        for key, reqs in groups.items():
+            slab = self._slabs.get(key)
+            have = slab.slot if slab is not None else {}
+            new = [j for j in dict.fromkeys(j for a in reqs for j in a.rows) if j not in have]
+            new = new[:RAY_CACHE_ROWS // 2]
+            if len(new) < 2:
+                continue  # nothing to share: ``_ray_rows`` computes it as before
+            mask, q = reqs[0].mask, reqs[0].q
+            slab = self._slab(key, mask)
+            for j, raw in zip(new, self._raw_rays(key, new, mask, key[1], keep=False)):
+                p = raw - (raw @ q) @ q.T
+                slab.put(j, p, p @ p.T)
+
+    def _slab(self, key, mask) -> _RaySlab:
+        """The slab of projected rays of ``key`` (mask, width), made if absent, marked as just used."""
+        slab = self._slabs.pop(key, None)
+        if slab is None:
+            slab = _RaySlab(RAY_CACHE_ROWS, 4, int(mask.sum()))
+            while len(self._slabs) >= RAY_SLABS:
+                self._slabs.pop(next(iter(self._slabs)))
+        self._slabs[key] = slab  # most recently used last
+        return slab
 
     def _raw_rays(self, key, rows, mask, width: float, keep: bool) -> list[np.ndarray]:
         """The rays ``[4, n_mask]`` of each row on the mask (from the cache, or computed; kept if ``keep``)."""

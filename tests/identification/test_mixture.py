@@ -79,6 +79,26 @@ def test_ray_rows_from_the_cache_are_the_ones_computed_afresh_whatever_the_batch
     assert model._slabs and any(k[0][0] == "r" for k in model._ray_cache)  # both caches were used
 
 
+def test_rays_prefetched_for_a_batch_are_the_ones_computed_alone(peak_section):
+    """``fit_many`` computes the missing rays of all spectra's candidates together (``_prefetch``): each row's
+    projected rays are bit for bit those ``_ray_rows`` computes for it alone in a fresh model."""
+    from fol.identification.mixture import _Rays
+
+    model, fresh = MixtureModel(peak_section), MixtureModel(peak_section)
+    mask = model.default_mask
+    q = model._screening(mask)[0]
+    rng = np.random.default_rng(4)
+    asks = [_Rays([int(j) for j in rng.choice(len(model), 6, replace=False)], mask, q, 0.0) for _ in range(5)]
+    model._prefetch(asks)
+    slab = model._slabs[(mask.tobytes(), 0.0)]
+    assert len(slab.slot) == len({j for a in asks for j in a.rows})  # all computed up front
+    for a in asks:
+        R, RR = model._ray_rows(a.rows, mask, q, 0.0)
+        for i, j in enumerate(a.rows):
+            R1, RR1 = fresh._ray_rows([j], mask, fresh._screening(mask)[0], 0.0)
+            assert np.array_equal(R[i], R1[0]) and np.array_equal(RR[i], RR1[0])
+
+
 @pytest.mark.parametrize("which", ["peaks", "enfsi"])
 def test_rays_are_the_savitzky_golay_derivative_corners(which, peak_section, enfsi_section):
     """The precomputed ray operator is the module doc's definition: s + shift s' + c s'' at the four corners."""
