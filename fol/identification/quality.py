@@ -168,7 +168,7 @@ def dark_level(smoothed: np.ndarray, bg: np.ndarray) -> np.ndarray:
     The background's minimum is the level nothing broad rises from over the range: a
     detector offset, or zero for a dark-corrected row. Where the edge extension of
     ``background`` makes it dip below the data (a band or a steep slope at an edge:
-    hundreds of counts below a row whose minimum is 0), the smoothed row's minimum bounds
+    up to 3,000 counts below a Wasatch row whose minimum is 0), the smoothed row's minimum bounds
     it; a single dead pixel lowers the row minimum but hardly the background's (the
     moving average spreads it), so the larger of the two is robust to both.
     """
