@@ -16,10 +16,18 @@ Definitions (docs/preprocessing.md gives the reasoning):
   width — the broad fluorescence/sloping baseline under the bands;
 * ``snr``: tallest band above the background (smoothed row minus background) over
   ``sigma``, capped at ``SNR_CAP``;
-* ``fluorescence`` (Raman): share of the signal in the broad background where the
-  strongest band is, ``background / smoothed row`` at that band, in 0..1 (0.9: the
-  background is nine times the band); 0 for FTIR. Summed over the whole spectrum
-  the share would sit near 1 for any real Raman spectrum, as bands are narrow;
+* ``fluorescence`` (Raman): share of the signal above the dark level that is broad
+  background, where the strongest band is: ``(background - floor) / (smoothed row -
+  floor)`` at that band, in 0..1 (0.9: the background rises nine times the band's
+  height above the floor); 0 for FTIR. ``floor`` is the row's dark/bias level,
+  estimated as the lowest the background gets over the analysed range (but not below
+  the smoothed row's own minimum, where the edge extension makes the background dip):
+  a detector offset (a Horiba CCD's ~1,000-count bias, which CHARISMA's exports keep)
+  is not fluorescence. The recordings carry no dark level to use instead. A
+  fluorescence pedestal flat over the whole range looks the same as a dark offset and
+  is not counted either; it costs what its shot noise costs, which ``snr`` measures.
+  Summed over the whole spectrum the share would sit near 1 for any real Raman
+  spectrum, as bands are narrow;
 * ``saturated``: the device said so (error 202) or the row's maximum repeats over at
   least ``SATURATION_RUN`` neighbouring pixels (a clipped band has a flat top).
 
@@ -45,7 +53,8 @@ from fol.spectrum import MIN_POINTS, SpectrumBatch
 SNR_LOW = 10.0
 #: reported SNR never exceeds this (noise-free data would give infinity, which JSON cannot hold)
 SNR_CAP = 1e4
-#: Raman: above this share of the signal at the strongest band in the broad background, ``high_fluorescence``
+#: Raman: above this share of the signal (above the dark level) at the strongest band in the broad background,
+#: ``high_fluorescence``
 FLUORESCENCE_HIGH = 0.9
 #: below this fraction of the library grid covered by the axis, ``axis_out_of_range``
 COVERAGE_MIN = 0.9
@@ -147,9 +156,23 @@ def signal_levels(x: np.ndarray, Y: np.ndarray, technique: str) -> tuple[np.ndar
     snr = np.minimum(np.divide(height, sigma, out=np.where(height > 0, SNR_CAP, 0.0), where=sigma > 0), SNR_CAP)
     if technique != "raman":
         return snr, np.zeros(Y.shape[0])
+    floor = dark_level(smoothed, bg)
     peak = (np.arange(Y.shape[0]), bands.argmax(axis=1))
-    level, total = bg[peak], smoothed[peak]
+    level, total = bg[peak] - floor, smoothed[peak] - floor
     return snr, np.clip(np.divide(level, total, out=np.zeros_like(total), where=total > 0), 0.0, 1.0)
+
+
+def dark_level(smoothed: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Dark/bias level of each row: the lowest its broad background gets, not below the row's own minimum.
+
+    The background's minimum is the level nothing broad rises from over the range: a
+    detector offset, or zero for a dark-corrected row. Where the edge extension of
+    ``background`` makes it dip below the data (a band or a steep slope at an edge:
+    up to 3,000 counts below a Wasatch row whose minimum is 0), the smoothed row's minimum bounds
+    it; a single dead pixel lowers the row minimum but hardly the background's (the
+    moving average spreads it), so the larger of the two is robust to both.
+    """
+    return np.maximum(bg.min(axis=1), smoothed.min(axis=1))
 
 
 def assess(batch: SpectrumBatch, grid: np.ndarray) -> Quality:
