@@ -117,6 +117,8 @@ class Calibration:
 #: suite (``python benchmarks/accuracy.py --suite --calibrate``: real ENFSI records through the effects of
 #: ``fol.qa.effects``, every condition, development seed ``fol.qa.suite.DEV_SEED``; refitted with the
 #: generalised-least-squares backward test of ``MixturePolicy.whiten``: 27,854 components, in-sample ECE 0.002)
+#: Re-examined after the misfit weighting, precursor rule and re-screening (docs/identification.md, "FTIR default on
+#: the instrument-variation suite"): the refit was measured and not kept (no better held-out ECE, more false alarms).
 DEFAULT_BY_TECHNIQUE = {
     "ftir": {"features": list(ALL_FEATURES),
              "coef": [1.3070772629504177, -5.675152932312388, 0.1386472642065077, 11.929000984895675,
